@@ -1,0 +1,3 @@
+from awsprac.cli import main
+
+main()

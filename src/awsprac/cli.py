@@ -1,0 +1,222 @@
+"""The command tree. Commands stay thin: parse, build the App, call plain functions.
+
+Nothing heavy is imported at module level (no boto3, no rich), so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from awsprac.app import Settings
+
+STEP_NAMES = ("vpc", "subnets", "igw")
+
+
+def _set(field: str):
+    def callback(ctx: click.Context, param: click.Parameter, value):
+        # A flag given after the command name overrides the same flag given before it.
+        if value is not None and value is not False:
+            setattr(ctx.ensure_object(Settings), field, value)
+        return value
+
+    return callback
+
+
+GLOBAL_OPTIONS = [
+    click.option("--envs-dir", type=click.Path(file_okay=False, path_type=Path), default=None, expose_value=False,
+                 callback=_set("envs_dir"), help="Folder with <env>.toml files.  [default: ./envs]"),
+    click.option("--profile", default=None, expose_value=False, callback=_set("profile"),
+                 help="AWS profile (beats AWS_PROFILE and the env file's profile)."),
+    click.option("--region", default=None, expose_value=False, callback=_set("region"),
+                 help="AWS region (beats the env file's region)."),
+    click.option("--yes", "-y", is_flag=True, default=False, expose_value=False, callback=_set("yes"),
+                 help="Do not ask before changing anything."),
+    click.option("--verbose", "-v", is_flag=True, default=False, expose_value=False, callback=_set("verbose"),
+                 help="Say more about what happens (never secrets: AWS SDK logs stay quiet)."),
+    click.option("--debug", is_flag=True, default=False, expose_value=False, callback=_set("debug"),
+                 help="Show a traceback on unexpected errors."),
+    click.option("--sandbox", is_flag=True, default=False, expose_value=False, callback=_set("sandbox"),
+                 help="Run against a local AWS emulation (moto) on 127.0.0.1: no account needed, nothing real touched."),
+]
+
+
+def global_options(fn):
+    for option in reversed(GLOBAL_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+ENV_OPTION = click.option("--env", "-e", "env", required=True, metavar="ENV", help="Environment: reads ENVS_DIR/ENV.toml (stg, prd).")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="awsprac", message="awsprac %(version)s")
+@global_options
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Build a production-shaped AWS environment with one idempotent command, and keep it right.
+
+    \b
+    Start here, no AWS account needed:
+      awsprac up --env stg --sandbox
+    Against your account (see `awsprac profile import` for credentials):
+      awsprac init                 write envs/stg.toml and envs/prd.toml
+      awsprac plan --env stg       what would change, touching nothing
+      awsprac up --env stg         build or repair everything, after asking
+      awsprac status --env stg     every resource, in sync or drifted
+      awsprac destroy --env stg    delete what this env owns, after asking
+    """
+    ctx.ensure_object(Settings)
+
+
+def _app(env: str):
+    from awsprac.app import App
+
+    return App(click.get_current_context().find_object(Settings), env)
+
+
+@cli.command()
+@click.option("--stg-account", default="", metavar="ID", help="Pin envs/stg.toml to this AWS account.")
+@click.option("--prd-account", default="", metavar="ID", help="Pin envs/prd.toml to this AWS account.")
+@click.option("--force", is_flag=True, help="Overwrite existing env files.")
+@global_options
+def init(stg_account: str, prd_account: str, force: bool) -> None:
+    """Write envs/stg.toml and envs/prd.toml with SPEC's defaults, commented."""
+    from awsprac import commands
+
+    commands.init(click.get_current_context().find_object(Settings), {"stg": stg_account, "prd": prd_account}, force)
+
+
+@cli.command()
+@ENV_OPTION
+@JSON_OPTION
+@global_options
+def plan(env: str, as_json: bool) -> None:
+    """Show what `up` would create, change or report, touching nothing.
+
+    Lines read `+` create, `~` update (or adopt a hand-made resource), `!` drift to fix by hand.
+    """
+    from awsprac import commands
+
+    commands.plan(_app(env), as_json)
+
+
+@cli.command()
+@ENV_OPTION
+@global_options
+def up(env: str) -> None:
+    """Build or reconcile everything the env file describes, in dependency order.
+
+    Shows the plan and asks first (--yes skips the question). Running it again changes nothing.
+    """
+    from awsprac import commands
+
+    commands.up(_app(env), None)
+
+
+@cli.command()
+@click.argument("name", metavar="NAME", type=click.Choice(STEP_NAMES))
+@ENV_OPTION
+@global_options
+def step(name: str, env: str) -> None:
+    """Build or reconcile one step. Its prerequisites must exist already.
+
+    Steps, in order: vpc, subnets, igw.
+    """
+    from awsprac import commands
+
+    commands.up(_app(env), [name])
+
+
+@cli.command()
+@ENV_OPTION
+@JSON_OPTION
+@global_options
+def status(env: str, as_json: bool) -> None:
+    """Every resource of the env: name, id, state, and in sync / drifted / missing."""
+    from awsprac import commands
+
+    commands.status(_app(env), as_json)
+
+
+@cli.command()
+@ENV_OPTION
+@JSON_OPTION
+@global_options
+def outputs(env: str, as_json: bool) -> None:
+    """Ids of what was built (vpc_id, subnet ids by name, igw_id, ...), for scripts."""
+    from awsprac import commands
+
+    commands.outputs(_app(env), as_json)
+
+
+@cli.command()
+@ENV_OPTION
+@global_options
+def destroy(env: str) -> None:
+    """Delete what this env owns, in reverse order, after showing it and asking.
+
+    Only resources tagged awsprac:env=ENV are deleted; anything else is left alone. Safe to run again
+    after a partial failure.
+    """
+    from awsprac import commands
+
+    commands.destroy(_app(env))
+
+
+@cli.command()
+@click.option("--port", default=0, show_default="a free port", help="Port on 127.0.0.1.")
+def sandbox(port: int) -> None:
+    """Keep a local AWS emulation running in the foreground, for other terminals to use.
+
+    It prints the AWS_ENDPOINT_URL to export; awsprac (and the AWS CLI) then talk to it.
+    """
+    from awsprac import commands
+
+    commands.sandbox(port)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one clear line and an exit code for every known failure; no traceback unless --debug."""
+    from awsprac.errors import AwspracError
+
+    settings = None
+    try:
+        with cli.make_context("awsprac", list(sys.argv[1:] if argv is None else argv)) as ctx:
+            settings = ctx.find_object(Settings)
+            cli.invoke(ctx)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted, nothing changed", 1)
+    except click.ClickException as exc:
+        _fail(_click_message(exc), exc.exit_code)
+    except AwspracError as exc:
+        if settings is not None and settings.debug:
+            raise
+        if str(exc):
+            _fail(str(exc), exc.exit_code)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted: run the same command again to finish (every step is safe to repeat)", 130)
+    except Exception as exc:  # a bug: say so in one line, full traceback only on request
+        if settings is not None and settings.debug:
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for a traceback, and please report it)", 1)
+
+
+def _click_message(exc: click.ClickException) -> str:
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message += f" (see `{ctx.command_path} --help`)"
+    return message
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)

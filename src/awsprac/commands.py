@@ -1,0 +1,168 @@
+"""What each command does, as plain functions the CLI calls and tests can call directly."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from awsprac.app import App, Settings
+from awsprac.errors import Aborted, AwspracError
+
+
+def init(settings: Settings, accounts: dict[str, str], force: bool) -> None:
+    from awsprac import config, envfiles
+
+    for env, account in accounts.items():
+        if account and not config.ACCOUNT.match(account):
+            raise click.BadParameter(f"{account!r} must be 12 digits", param_hint=f"--{env}-account")
+    for path, what in envfiles.write_defaults(settings.envs_dir, accounts, force):
+        click.echo(f"{path}: {what}")
+
+
+def plan(app: App, as_json: bool) -> None:
+    from awsprac import runner
+
+    try:
+        ctx = app.context()
+        planned = runner.plan(ctx, runner.resolve(None))
+        if as_json:
+            app.report.json({"env": app.cfg.env, "changes": [_change_json(c) for c in planned.changes], "summary": planned.counts()})
+        else:
+            app.report.plan(planned, f"Plan for {app.title}")
+    finally:
+        app.close()
+
+
+def up(app: App, step_names: list[str] | None) -> None:
+    from awsprac import runner
+
+    try:
+        ctx = app.context()
+        steps = runner.resolve(step_names)
+        if step_names:
+            for step in runner.ordered(steps):
+                if step not in steps:
+                    runner.observe(ctx, step)
+            for step in steps:
+                runner.require_prerequisites(ctx, step)
+        planned = runner.plan(ctx, steps)
+        app.report.plan(planned, f"Plan for {app.title}")
+        if not planned.actionable:
+            return
+        _confirm(app, f"Apply {len(planned.actionable)} change(s) to env {app.cfg.env}?")
+        outcome = runner.apply(ctx, steps, planned)
+        _finish(app, outcome, "up")
+        if app.sandbox is not None:
+            app.report.status(runner.status(ctx, steps), f"Built in the sandbox ({app.title})")
+    finally:
+        app.close()
+
+
+def status(app: App, as_json: bool) -> None:
+    from awsprac import runner
+
+    try:
+        rows = runner.status(app.context(), runner.resolve(None))
+        if as_json:
+            app.report.json([row.__dict__ for row in rows])
+        else:
+            app.report.status(rows, f"Status of {app.title}")
+    finally:
+        app.close()
+
+
+def outputs(app: App, as_json: bool) -> None:
+    from awsprac import runner
+
+    try:
+        values = runner.outputs(app.context(), runner.resolve(None))
+        if as_json:
+            app.report.json(values)
+        elif values:
+            app.report.key_values(values, f"Outputs of {app.title}")
+        else:
+            app.report.info(f"nothing built yet in env {app.cfg.env}: run `awsprac up --env {app.cfg.env}`")
+    finally:
+        app.close()
+
+
+def destroy(app: App) -> None:
+    from awsprac import runner
+
+    try:
+        ctx = app.context()
+        steps = runner.resolve(None)
+        planned = runner.teardown_plan(ctx, steps)
+        app.report.plan(planned, f"Destroy plan for {app.title}")
+        if not planned.actionable:
+            app.report.info(f"nothing owned by env {app.cfg.env} is left to delete")
+            return
+        if not (app.settings.yes or app.settings.sandbox):
+            typed = _ask(f"Type the env name ({app.cfg.env}) to delete these {len(planned.actionable)} resource(s)")
+            if typed != app.cfg.env:
+                raise Aborted("destroy cancelled: the env name was not typed; nothing was deleted")
+        outcome = runner.destroy(ctx, steps, planned)
+        _finish(app, outcome, "destroy")
+    finally:
+        app.close()
+
+
+def sandbox(port: int) -> None:
+    import threading
+
+    from awsprac.sandbox import SANDBOX_ENV, Sandbox
+
+    box = Sandbox.start(port=port, set_env=False)
+    exports = " ".join(f"{k}={v}" for k, v in {**SANDBOX_ENV, "AWS_ENDPOINT_URL": box.endpoint}.items() if k.startswith("AWS_"))
+    click.echo(f"Sandbox (local AWS emulation) listening on {box.endpoint}. In another terminal:\n\n  export {exports}\n  awsprac up --env stg\n\nCtrl-C stops it; everything in it is then gone.", err=True)
+    click.echo(box.endpoint)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        box.stop()
+
+
+def _confirm(app: App, question: str) -> None:
+    if app.settings.yes or app.settings.sandbox:
+        return
+    answer = _ask(f"{question} [y/N]")
+    if answer.lower() not in ("y", "yes"):
+        raise Aborted("cancelled: nothing was changed")
+
+
+def _ask(prompt: str) -> str:
+    click.echo(f"{prompt}: ", nl=False, err=True)
+    line = sys.stdin.readline()
+    if not line:
+        click.echo("", err=True)
+        raise Aborted("no answer (standard input is closed): nothing was changed; pass --yes to skip the question")
+    return line.strip()
+
+
+def _finish(app: App, outcome, verb: str) -> None:
+    for step, blocked in outcome.skipped.items():
+        app.report.warn(f"step {step} not attempted: step {blocked} did not finish")
+    if outcome.failed:
+        for step, exc in outcome.failed.items():
+            app.report.error(f"step {step}: {exc}")
+        first = next(iter(outcome.failed.values()))
+        raise _Reported(first.exit_code)
+    app.report.info(f"{verb} done: {len(outcome.applied)} change(s) applied to env {app.cfg.env}.")
+
+
+class _Reported(AwspracError):
+    """Failures already printed one per line; only the exit code is left to give."""
+
+    def __init__(self, exit_code: int):
+        super().__init__("")
+        self.exit_code = exit_code
+
+
+def _change_json(c) -> dict:
+    return {
+        "action": c.action.value, "step": c.step, "kind": c.kind, "name": c.name, "id": c.id,
+        "fields": [{"field": f.field, "have": f.have, "want": f.want} for f in c.fields], "note": c.note,
+    }

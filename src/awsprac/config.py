@@ -1,0 +1,263 @@
+"""envs/<env>.toml -> frozen dataclasses, validated before anything talks to AWS.
+
+Every error names the file, the key and the value, in one line (exit code 2).
+Resource names are derived here from `project` and `env`, in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from awsprac.errors import ConfigError, UsageError
+
+ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+ACCOUNT = re.compile(r"^\d{12}$")
+
+
+@dataclass(frozen=True)
+class Network:
+    vpc_cidr: str = "10.0.0.0/16"
+    azs: tuple[str, ...] = ("ap-northeast-1a", "ap-northeast-1c")
+    instance_tenancy: str = "default"
+    dns_support: bool = True
+    dns_hostnames: bool = True
+
+
+@dataclass(frozen=True)
+class Nat:
+    mode: str = "instance"  # instance | gateway | none
+    instance_type: str = "t2.micro"
+    ami: str = ""  # empty: latest Amazon Linux 2023 from the public SSM parameter
+    ami_owner: str = ""  # account that owns a baked `ami` given by name
+    elastic_ip: bool = False
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: str = "postgres"
+    engine_major: str = "17"
+    instance_class: str = "db.t4g.micro"
+    storage_type: str = "gp3"
+    allocated_storage: int = 20
+    max_allocated_storage: int = 1000
+    master_username: str = "postgres"
+    db_name: str = "aws_practice"
+    port: int = 5432
+    availability_zone: str = "ap-northeast-1a"
+    multi_az: bool = False
+    publicly_accessible: bool = False
+    backup_retention_days: int = 1
+    backup_window: str = "16:00-19:00"
+    copy_tags_to_snapshot: bool = True
+    storage_encrypted: bool = True
+    performance_insights: bool = True
+    performance_insights_retention_days: int = 7
+    auto_minor_version_upgrade: bool = True
+    deletion_protection: bool = False
+
+
+@dataclass(frozen=True)
+class Secrets:
+    recovery_window_days: int = 7
+
+
+@dataclass(frozen=True)
+class Ecr:
+    tag_mutability: str = "IMMUTABLE"
+    encryption: str = "AES256"
+    keep_images: int = 3
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    enabled: bool = True
+    timezone: str = "Asia/Tokyo"
+    # Weekly start then stop 30 minutes later, clear of the backup window (01:00-04:00 JST).
+    start_expression: str = "cron(0 5 ? * SUN *)"
+    stop_expression: str = "cron(30 5 ? * SUN *)"
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    env: str
+    path: Path
+    project: str = "aws-practice"
+    region: str = "ap-northeast-1"
+    account_id: str = ""  # when set, every command refuses any other account
+    profile: str = ""  # empty: aws-practice-terraform-<env>
+    network: Network = field(default_factory=Network)
+    nat: Nat = field(default_factory=Nat)
+    database: Database = field(default_factory=Database)
+    secrets: Secrets = field(default_factory=Secrets)
+    ecr: Ecr = field(default_factory=Ecr)
+    scheduler: Scheduler = field(default_factory=Scheduler)
+
+    @property
+    def profile_name(self) -> str:
+        return self.profile or f"{self.project}-terraform-{self.env}"
+
+    @property
+    def vpc_name(self) -> str:
+        return f"{self.project}-{self.env}"
+
+    @property
+    def igw_name(self) -> str:
+        return f"{self.project}-igw-{self.env}"
+
+    def name(self, template: str) -> str:
+        """Expand a SPEC name pattern such as '{project}-nat-{env}'."""
+        return template.format(project=self.project, env=self.env)
+
+
+SECTIONS = {"network": Network, "nat": Nat, "database": Database, "secrets": Secrets, "ecr": Ecr, "scheduler": Scheduler}
+TOP_LEVEL = ("project", "region", "account_id", "profile")
+
+
+def env_path(envs_dir: Path, env: str) -> Path:
+    return envs_dir / f"{env}.toml"
+
+
+def load(envs_dir: Path, env: str) -> EnvConfig:
+    """Read and validate envs/<env>.toml. Raises UsageError / ConfigError (exit 2)."""
+    if not ENV_NAME.match(env):
+        raise UsageError(f"bad env name {env!r}: lower-case letters, digits and '-', starting with a letter")
+    path = env_path(envs_dir, env)
+    if not path.is_file():
+        known = sorted(p.stem for p in envs_dir.glob("*.toml")) if envs_dir.is_dir() else []
+        hint = f"known envs in {envs_dir}: {', '.join(known)}" if known else "run `awsprac init` to write envs/stg.toml and envs/prd.toml"
+        raise UsageError(f"unknown env {env!r}: {path} does not exist ({hint})")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, None, f"not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, None, f"cannot read: {exc}") from None
+    return parse(raw, path, env)
+
+
+def parse(raw: dict, path: Path, env: str) -> EnvConfig:
+    top: dict = {}
+    sections: dict = {}
+    for key, value in raw.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(path, key, f"must be a table [{key}], got {value!r}")
+            sections[key] = _build(SECTIONS[key], value, path, key)
+        elif key in TOP_LEVEL:
+            top[key] = _coerce(str, value, path, key)
+        elif key == "env":
+            if value != env:
+                raise ConfigError(path, "env", f"says {value!r} but the file is for env {env!r}")
+        else:
+            raise ConfigError(path, key, f"unknown key (known: {', '.join((*TOP_LEVEL, *SECTIONS))})")
+    cfg = EnvConfig(env=env, path=path, **top, **sections)
+    validate(cfg)
+    return cfg
+
+
+def _build(cls, values: dict, path: Path, section: str):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(path, f"{section}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+        kwargs[key] = _coerce(hints[key], value, path, f"{section}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, path: Path, key: str):
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        if not isinstance(value, list):
+            raise ConfigError(path, key, f"must be a list, got {value!r}")
+        return tuple(_coerce(item, v, path, key) for v in value)
+    if origin in (types.UnionType, typing.Union):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    # bool is a subclass of int in Python; TOML keeps them apart, and so do we.
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(path, key, f"must be an integer, got {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(path, key, f"must be a {hint.__name__}, got {value!r}")
+    return value
+
+
+def _fail(cfg: EnvConfig, key: str, message: str):
+    raise ConfigError(cfg.path, key, message)
+
+
+def validate(cfg: EnvConfig) -> None:
+    """Checks that need more than one value, or more than a type."""
+    if not PROJECT_NAME.match(cfg.project):
+        _fail(cfg, "project", f"{cfg.project!r} must be 3-32 lower-case letters, digits and '-'")
+    if not REGION.match(cfg.region):
+        _fail(cfg, "region", f"{cfg.region!r} is not an AWS region name (like ap-northeast-1)")
+    if cfg.account_id and not ACCOUNT.match(cfg.account_id):
+        _fail(cfg, "account_id", f"{cfg.account_id!r} must be 12 digits")
+    validate_network(cfg)
+    nat = cfg.nat
+    if nat.mode not in ("instance", "gateway", "none"):
+        _fail(cfg, "nat.mode", f"{nat.mode!r} must be one of instance, gateway, none")
+    if nat.ami_owner and not ACCOUNT.match(nat.ami_owner):
+        _fail(cfg, "nat.ami_owner", f"{nat.ami_owner!r} must be 12 digits")
+    db = cfg.database
+    if db.availability_zone not in cfg.network.azs:
+        _fail(cfg, "database.availability_zone", f"{db.availability_zone!r} is not one of network.azs {list(cfg.network.azs)}")
+    if not 20 <= db.allocated_storage <= 65536:
+        _fail(cfg, "database.allocated_storage", f"{db.allocated_storage} must be 20..65536 GiB")
+    if db.max_allocated_storage and db.max_allocated_storage <= db.allocated_storage:
+        _fail(cfg, "database.max_allocated_storage", f"{db.max_allocated_storage} must exceed allocated_storage ({db.allocated_storage}), or be 0 for no autoscaling")
+    if not 0 <= db.backup_retention_days <= 35:
+        _fail(cfg, "database.backup_retention_days", f"{db.backup_retention_days} must be 0..35")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", db.backup_window):
+        _fail(cfg, "database.backup_window", f"{db.backup_window!r} must look like 16:00-19:00 (UTC)")
+    pi = db.performance_insights_retention_days
+    if pi not in (7, 731) and not (pi % 31 == 0 and 31 <= pi <= 713):
+        _fail(cfg, "database.performance_insights_retention_days", f"{pi} must be 7, a multiple of 31 up to 713, or 731")
+    if not 1 <= db.port <= 65535:
+        _fail(cfg, "database.port", f"{db.port} is not a port")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", db.db_name):
+        _fail(cfg, "database.db_name", f"{db.db_name!r} must start with a letter: letters, digits, '_'")
+    if not 0 <= cfg.secrets.recovery_window_days <= 30 or cfg.secrets.recovery_window_days in range(1, 7):
+        _fail(cfg, "secrets.recovery_window_days", f"{cfg.secrets.recovery_window_days} must be 7..30 (or 0 for immediate deletion)")
+    if cfg.ecr.tag_mutability not in ("IMMUTABLE", "MUTABLE"):
+        _fail(cfg, "ecr.tag_mutability", f"{cfg.ecr.tag_mutability!r} must be IMMUTABLE or MUTABLE")
+    if cfg.ecr.encryption not in ("AES256", "KMS"):
+        _fail(cfg, "ecr.encryption", f"{cfg.ecr.encryption!r} must be AES256 or KMS")
+    if cfg.ecr.keep_images < 1:
+        _fail(cfg, "ecr.keep_images", f"{cfg.ecr.keep_images} must be at least 1")
+
+
+def validate_network(cfg: EnvConfig) -> None:
+    net = cfg.network
+    try:
+        vpc = ipaddress.IPv4Network(net.vpc_cidr)
+    except ValueError as exc:
+        _fail(cfg, "network.vpc_cidr", f"{net.vpc_cidr!r} is not an IPv4 CIDR block ({exc})")
+    if not 16 <= vpc.prefixlen <= 28:
+        _fail(cfg, "network.vpc_cidr", f"{net.vpc_cidr!r}: AWS allows VPC blocks from /16 to /28")
+    if not net.azs:
+        _fail(cfg, "network.azs", "must list at least one availability zone")
+    if len(set(net.azs)) != len(net.azs):
+        _fail(cfg, "network.azs", f"{list(net.azs)} lists a zone twice")
+    for az in net.azs:
+        if not (az.startswith(cfg.region) and re.fullmatch(r"[a-z]", az[len(cfg.region):])):
+            _fail(cfg, "network.azs", f"{az!r} is not a zone of region {cfg.region!r} (like {cfg.region}a)")
+    if net.instance_tenancy not in ("default", "dedicated"):
+        _fail(cfg, "network.instance_tenancy", f"{net.instance_tenancy!r} must be default or dedicated")
+    from awsprac.cidr import SubnetSplitError, split  # local: keeps config import light
+
+    try:
+        split(net.vpc_cidr, len(net.azs) * 2)
+    except SubnetSplitError as exc:
+        _fail(cfg, "network.vpc_cidr", f"{net.vpc_cidr!r}: {exc}")

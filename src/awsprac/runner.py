@@ -1,0 +1,191 @@
+"""Step order, plan, apply, verify, and destroy in reverse: no per-step code lives here.
+
+Every step is observed (read-only) to build the plan. Apply walks the steps in dependency
+order; a step is observed again only when it or a prerequisite changed, so a converged
+`up` makes no read twice. After applying a step the runner observes it again and fails
+unless there is nothing left to do: a cheap, always-on proof of convergence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from awsprac.context import Context
+from awsprac.errors import AwspracError, MissingPrerequisite, NotConverged, UsageError
+from awsprac.plan import Action, Change, Plan, StatusRow
+from awsprac import steps as step_registry
+
+
+def ordered(steps: list[ModuleType]) -> list[ModuleType]:
+    """Topological order by REQUIRES; ties keep the registry's order. Missing prerequisites are pulled in."""
+    by_name = {s.NAME: s for s in step_registry.all_steps()}
+    by_name.update({s.NAME: s for s in steps})
+    result: list[ModuleType] = []
+    visiting: set[str] = set()
+
+    def visit(step: ModuleType) -> None:
+        if step in result:
+            return
+        if step.NAME in visiting:
+            raise RuntimeError(f"steps form a cycle at {step.NAME}")
+        visiting.add(step.NAME)
+        for req in step.REQUIRES:
+            visit(by_name[req])
+        visiting.discard(step.NAME)
+        result.append(step)
+
+    for step in sorted(steps, key=lambda s: step_registry.ORDER.index(s.NAME)):
+        visit(step)
+    return result
+
+
+def resolve(names: list[str] | None) -> list[ModuleType]:
+    if not names:
+        return step_registry.all_steps()
+    unknown = [n for n in names if n not in step_registry.ORDER]
+    if unknown:
+        raise UsageError(f"unknown step {unknown[0]!r} (steps: {', '.join(step_registry.ORDER)})")
+    return [step_registry.load(n) for n in names]
+
+
+def observe(ctx: Context, step: ModuleType) -> None:
+    ctx.observed[step.NAME] = step.observe(ctx)
+
+
+def changes_for(ctx: Context, step: ModuleType) -> list[Change]:
+    return step.diff(ctx, step.desired(ctx.cfg), ctx.observed[step.NAME])
+
+
+def plan(ctx: Context, steps: list[ModuleType]) -> Plan:
+    """Observe every step (prerequisites first) and collect what up would change. Read-only."""
+    result = Plan()
+    for step in ordered(steps):
+        observe(ctx, step)
+        if step in steps:
+            result.changes.extend(changes_for(ctx, step))
+    return result
+
+
+def require_prerequisites(ctx: Context, step: ModuleType) -> None:
+    """For `awsprac step NAME`: every prerequisite must exist already."""
+    for req in step.REQUIRES:
+        if not ctx.observed[req].ready:
+            raise MissingPrerequisite(
+                f"step {step.NAME} needs step {req}, which is not built yet: "
+                f"run `awsprac step {req} --env {ctx.cfg.env}` first (or `awsprac up --env {ctx.cfg.env}`)"
+            )
+
+
+@dataclass
+class Outcome:
+    applied: list[Change] = field(default_factory=list)
+    failed: dict[str, AwspracError] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # step -> the failed prerequisite
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def apply(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
+    """Carry out the plan step by step; a step whose prerequisite failed is not attempted."""
+    outcome = Outcome()
+    changed: set[str] = set()
+    planned_steps = {c.step for c in planned.actionable}
+    for step in ordered(steps):
+        blocked = next((r for r in step.REQUIRES if r in outcome.failed or r in outcome.skipped), None)
+        if blocked:
+            outcome.skipped[step.NAME] = blocked
+            continue
+        if step not in steps:
+            continue
+        stale = any(r in changed for r in step.REQUIRES)
+        if not stale and step.NAME not in planned_steps:
+            continue
+        try:
+            if stale:
+                observe(ctx, step)
+            todo = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
+            for change in todo:
+                step.apply(ctx, change)
+                ctx.report.applied(f"{_past(change)} {change.kind} {change.name}" + (f" ({change.id})" if change.id else ""))
+            if todo:
+                changed.add(step.NAME)
+                observe(ctx, step)
+                left = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
+                if left:
+                    raise NotConverged(
+                        f"step {step.NAME} did not converge; still to do after applying: "
+                        + "; ".join(c.describe() for c in left)
+                    )
+            outcome.applied.extend(todo)
+        except AwspracError as exc:
+            outcome.failed[step.NAME] = exc
+    return outcome
+
+
+def teardown_plan(ctx: Context, steps: list[ModuleType]) -> Plan:
+    """Observe everything, then list deletes in reverse dependency order. Read-only."""
+    for step in ordered(steps):
+        observe(ctx, step)
+    result = Plan()
+    for step in reversed(ordered(steps)):
+        if step in steps:
+            result.changes.extend(step.teardown(ctx, ctx.observed[step.NAME]))
+    return result
+
+
+def destroy(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
+    """Delete in reverse order. A step whose dependents failed to go is not attempted (its delete would fail)."""
+    outcome = Outcome()
+    order = list(reversed(ordered(steps)))
+    for step in order:
+        dependents = [s.NAME for s in order if step.NAME in s.REQUIRES]
+        blocked = next((d for d in dependents if d in outcome.failed or d in outcome.skipped), None)
+        if blocked:
+            outcome.skipped[step.NAME] = blocked
+            continue
+        try:
+            for change in [c for c in planned.changes if c.step == step.NAME and c.action is Action.DELETE]:
+                step.apply(ctx, change)
+                ctx.report.applied(f"deleted {change.kind} {change.name} ({change.id})")
+                outcome.applied.append(change)
+        except AwspracError as exc:
+            outcome.failed[step.NAME] = exc
+    return outcome
+
+
+def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
+    """Every resource the env file describes: found or missing, in sync or drifted. Read-only."""
+    planned = plan(ctx, steps)
+    rows = []
+    for step in ordered(steps):
+        if step not in steps:
+            continue
+        found = {(f.kind, f.name): f for f in ctx.observed[step.NAME].resources()}
+        for spec in step.desired(ctx.cfg):
+            f = found.get((spec.kind, spec.name))
+            mine = [c for c in planned.changes if c.step == step.NAME and c.kind == spec.kind and c.name == spec.name]
+            if f is None:
+                rows.append(StatusRow(step.NAME, spec.kind, spec.name, None, "", "missing"))
+                continue
+            detail = "; ".join(str(x) for c in mine for x in c.fields) or "; ".join(c.note for c in mine if c.note)
+            sync = "drifted" if mine else "in sync"
+            if not ctx.owns(f) and not mine:
+                sync = "not owned"
+            rows.append(StatusRow(step.NAME, spec.kind, spec.name, f.id, f.state or "exists", sync, detail))
+    return rows
+
+
+def outputs(ctx: Context, steps: list[ModuleType]) -> dict:
+    for step in ordered(steps):
+        observe(ctx, step)
+    result: dict = {}
+    for step in ordered(steps):
+        result.update(ctx.observed[step.NAME].outputs())
+    return result
+
+
+def _past(change: Change) -> str:
+    return {Action.CREATE: "created", Action.UPDATE: "updated", Action.ADOPT: "adopted", Action.DELETE: "deleted"}[change.action]

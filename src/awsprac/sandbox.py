@@ -1,0 +1,47 @@
+"""`--sandbox` and `awsprac sandbox`: a local AWS emulation (moto's server) on 127.0.0.1, no account needed."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from awsprac.errors import UsageError
+
+SANDBOX_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    # The AWS managed policies (AmazonSSMManagedInstanceCore, ...) exist on real AWS: load them.
+    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+}
+
+
+@dataclass
+class Sandbox:
+    server: object
+    endpoint: str
+
+    @classmethod
+    def start(cls, port: int = 0, account_id: str | None = None, set_env: bool = True) -> "Sandbox":
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError:
+            raise UsageError("the sandbox needs moto: pip install 'awsprac[sandbox]'") from None
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        if account_id:
+            # Keep a pinned env file valid in the sandbox: emulate that account.
+            os.environ["MOTO_ACCOUNT_ID"] = account_id
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        host, bound = server.get_host_and_port()
+        endpoint = f"http://{host}:{bound}"
+        if set_env:
+            os.environ.update(SANDBOX_ENV)
+            os.environ["AWS_ENDPOINT_URL"] = endpoint
+            for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
+                os.environ.pop(key, None)
+        return cls(server, endpoint)
+
+    def stop(self) -> None:
+        self.server.stop()

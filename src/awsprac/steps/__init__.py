@@ -1,0 +1,25 @@
+"""One module per step. Each exposes the same names, so the runner needs no per-step code:
+
+    NAME, REQUIRES                        identity and prerequisites
+    desired(cfg) -> list[spec]            pure, from the env file; each spec has .kind and .name
+    observe(ctx) -> Observed              read-only, batched; Observed has .ready, .resources(), .outputs()
+    diff(ctx, want, have) -> [Change]     pure given what was observed: idempotence lives here
+    apply(ctx, change) -> None            the only writer; returns once the resource is usable
+    teardown(ctx, have) -> [Change]       deletes for what observe found and this env owns
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# The order steps are listed in SPEC; the runner orders by REQUIRES, this only breaks ties.
+ORDER = ("vpc", "subnets", "igw")
+
+
+def load(name: str) -> ModuleType:
+    return importlib.import_module(f"awsprac.steps.{name}")
+
+
+def all_steps() -> list[ModuleType]:
+    return [load(name) for name in ORDER]

@@ -1,0 +1,136 @@
+"""Step `vpc`: the VPC `{project}-{env}`: CIDR, tenancy, DNS support and hostnames (SPEC section 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awsprac import lookup, tags
+from awsprac.aws import translate
+from awsprac.config import EnvConfig
+from awsprac.context import Context
+from awsprac.plan import Action, Change, FieldDiff
+from awsprac.reconcile import applying, delete_change, gone_is_fine, resource, retag, update
+
+NAME = "vpc"
+REQUIRES: tuple[str, ...] = ()
+
+# What AWS gives a new VPC; a setting that differs needs a call after the create.
+NEW_VPC_DNS = (True, False)  # (enableDnsSupport, enableDnsHostnames)
+
+
+@dataclass(frozen=True)
+class VpcSpec:
+    name: str
+    cidr: str
+    tenancy: str
+    dns_support: bool
+    dns_hostnames: bool
+    kind: str = "vpc"
+
+
+@dataclass(frozen=True)
+class Observed:
+    vpc: lookup.Found | None
+    dns: tuple[bool, bool] | None = None  # (support, hostnames)
+
+    @property
+    def ready(self) -> bool:
+        return self.vpc is not None
+
+    @property
+    def id(self) -> str | None:
+        return self.vpc.id if self.vpc else None
+
+    def resources(self) -> list[lookup.Found]:
+        return [self.vpc] if self.vpc else []
+
+    def outputs(self) -> dict:
+        return {"vpc_id": self.id, "vpc_cidr": self.vpc.raw["CidrBlock"]} if self.vpc else {}
+
+
+def desired(cfg: EnvConfig) -> list[VpcSpec]:
+    n = cfg.network
+    return [VpcSpec(cfg.vpc_name, n.vpc_cidr, n.instance_tenancy, n.dns_support, n.dns_hostnames)]
+
+
+def observe(ctx: Context) -> Observed:
+    ec2, name = ctx.aws.ec2, ctx.cfg.vpc_name
+    with translate("looking up", f"vpc {name}"):
+        vpc = lookup.find_by_names(ec2, lookup.VPC, [name]).get(name)
+        if vpc is None:
+            return Observed(None)
+        # DNS attributes are not part of DescribeVpcs: one read each.
+        support = ec2.describe_vpc_attribute(VpcId=vpc.id, Attribute="enableDnsSupport")["EnableDnsSupport"]["Value"]
+        hostnames = ec2.describe_vpc_attribute(VpcId=vpc.id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
+    return Observed(vpc, (support, hostnames))
+
+
+def diff(ctx: Context, want: list[VpcSpec], have: Observed) -> list[Change]:
+    (spec,) = want
+    if have.vpc is None:
+        fields = (FieldDiff("cidr", None, spec.cidr), FieldDiff("dns", None, _dns_text(spec.dns_support, spec.dns_hostnames)))
+        return [Change(NAME, Action.CREATE, "vpc", spec.name, fields=fields, spec=spec)]
+    vpc = have.vpc
+    changes = []
+    fixed = [
+        FieldDiff(label, current, wanted)
+        for label, current, wanted in (
+            ("cidr", vpc.raw["CidrBlock"], spec.cidr),
+            ("tenancy", vpc.raw.get("InstanceTenancy", "default"), spec.tenancy),
+        )
+        if current != wanted
+    ]
+    if fixed:
+        changes.append(Change(
+            NAME, Action.REPORT, "vpc", spec.name, vpc.id, tuple(fixed),
+            note="a VPC's CIDR and tenancy cannot change in place: `awsprac destroy`, then `awsprac up`, rebuilds it",
+        ))
+    support, hostnames = have.dns
+    fields = []
+    if support != spec.dns_support:
+        fields.append(FieldDiff("enableDnsSupport", support, spec.dns_support))
+    if hostnames != spec.dns_hostnames:
+        fields.append(FieldDiff("enableDnsHostnames", hostnames, spec.dns_hostnames))
+    return changes + update(ctx, NAME, vpc, fields, spec)
+
+
+def apply(ctx: Context, change: Change) -> None:
+    ec2, spec = ctx.aws.ec2, change.spec
+    with applying(change):
+        if change.action is Action.DELETE:
+            gone_is_fine(ec2.delete_vpc, VpcId=change.id)
+            return
+        if change.action is Action.CREATE:
+            vpc_id = ec2.create_vpc(
+                CidrBlock=spec.cidr, InstanceTenancy=spec.tenancy,
+                TagSpecifications=tags.specification("vpc", ctx.tags(spec.name)),
+            )["Vpc"]["VpcId"]
+            with ctx.report.waiting(f"vpc {spec.name} ({vpc_id}) becoming available"):
+                ec2.get_waiter("vpc_available").wait(VpcIds=[vpc_id], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+            _set_dns(ec2, vpc_id, NEW_VPC_DNS, spec)
+            return
+        have: Observed = ctx.observed[NAME]
+        retag(ctx, have.vpc)
+        _set_dns(ec2, change.id, have.dns, spec)
+
+
+def _set_dns(ec2, vpc_id: str, have: tuple[bool, bool], spec: VpcSpec) -> None:
+    # AWS takes one attribute per call. Hostnames need support: support goes on first,
+    # and when turning support off, hostnames go off first.
+    calls = []
+    if have[0] != spec.dns_support:
+        calls.append({"EnableDnsSupport": {"Value": spec.dns_support}})
+    if have[1] != spec.dns_hostnames:
+        calls.append({"EnableDnsHostnames": {"Value": spec.dns_hostnames}})
+    if not spec.dns_support:
+        calls.reverse()
+    for attribute in calls:
+        ec2.modify_vpc_attribute(VpcId=vpc_id, **attribute)
+
+
+def teardown(ctx: Context, have: Observed) -> list[Change]:
+    return delete_change(NAME, have.vpc, ctx)
+
+
+def _dns_text(support: bool, hostnames: bool) -> str:
+    return f"support={str(support).lower()}, hostnames={str(hostnames).lower()}"
