@@ -67,6 +67,20 @@ CLIENT_CONFIG = botocore.config.Config(
 )
 
 
+_shared_loader = None
+
+
+def _botocore_session() -> botocore.session.Session:
+    """A new session sharing one model loader: service models (EC2's is megabytes of JSON) load once per process."""
+    global _shared_loader
+    session = botocore.session.get_session()
+    if _shared_loader is None:
+        _shared_loader = session.get_component("data_loader")
+    else:
+        session.register_component("data_loader", _shared_loader)
+    return session
+
+
 def resolve_profile(cli_profile: str | None, env_profile: str) -> tuple[str | None, str]:
     """The profile to use (None: the default credential chain) and where that choice came from."""
     if cli_profile:
@@ -87,10 +101,10 @@ def make(cli_profile: str | None, env_profile: str, region: str) -> tuple[Aws, s
         # The standard chain puts environment keys before any profile; only an explicit --profile beats them.
         warning = f"AWS_ACCESS_KEY_ID in the environment overrides profile {profile!r} (from {source}); unset it or pass --profile"
         profile = None
-    try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-    except botocore.exceptions.ProfileNotFound:
-        raise UsageError(f"AWS profile {profile!r} (from {source}) not found in ~/.aws/config or ~/.aws/credentials; run `awsprac profile import`") from None
+    botocore_session = _botocore_session()
+    if profile and profile not in botocore_session.available_profiles:
+        raise UsageError(f"AWS profile {profile!r} (from {source}) not found in ~/.aws/config or ~/.aws/credentials; run `awsprac profile import`")
+    session = boto3.Session(botocore_session=botocore_session, profile_name=profile, region_name=region)
     return Aws(session=session, region=region, profile=profile), warning
 
 

@@ -26,9 +26,11 @@ class FieldDiff:
     want: Any
 
     def __str__(self) -> str:
-        if self.have is None:
-            return f"{self.field} = {_show(self.want)}"
         return f"{self.field}: {_show(self.have)} -> {_show(self.want)}"
+
+    def text(self, creating: bool) -> str:
+        """A setting of something new reads `field = value`; a change reads `field: old -> new`."""
+        return f"{self.field} = {_show(self.want)}" if creating else str(self)
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,15 @@ class Change:
     def label(self) -> str:
         return self.action.value
 
+    def details(self) -> list[str]:
+        creating = self.action is Action.CREATE
+        return [f.text(creating) for f in self.fields] + ([self.note] if self.note else [])
+
     def describe(self) -> str:
         parts = [f"{self.action.symbol} {self.kind} {self.name}"]
         if self.id:
             parts.append(f"({self.id})")
-        details = [str(f) for f in self.fields] + ([self.note] if self.note else [])
+        details = self.details()
         return " ".join(parts) + ("  " + "; ".join(details) if details else "")
 
 

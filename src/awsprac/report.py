@@ -70,10 +70,9 @@ class Reporter:
         for column in ("", "step", "resource", "name", "id", "changes"):
             table.add_column(column, overflow="fold")
         for c in plan.changes:
-            details = [str(f) for f in c.fields] + ([c.note] if c.note else [])
             table.add_row(
                 Text(c.action.symbol + (" adopt" if c.action is Action.ADOPT else ""), style=STYLES[c.action]),
-                c.step, c.kind, c.name, c.id or "", "\n".join(details),
+                c.step, c.kind, c.name, c.id or "", "\n".join(c.details()),
             )
         self.out.print(table)
         self.out.print(f"Plan: {plan.summary()}.")
@@ -110,7 +109,7 @@ class Reporter:
 
 
 def _console(stderr: bool) -> Console:
-    console = Console(stderr=stderr, markup=False, highlight=False)
+    console = Console(stderr=stderr, markup=False, highlight=False, soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # piped or logged: do not fold ids and settings at 80 columns
     return console

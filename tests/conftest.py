@@ -1,0 +1,188 @@
+"""Shared fixtures: an env config, in-process moto (`mocked`), and a moto server for end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+# moto reads this once, when first imported: before any test imports it.
+os.environ["MOTO_RECORDER_FILEPATH"] = os.path.join(tempfile.mkdtemp(prefix="awsprac-recorder-"), "recording.jsonl")
+
+REPO = Path(__file__).resolve().parents[1]
+ENVS = REPO / "envs"
+FIXTURES = REPO.parent / "shared" / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def clean_aws_environment(monkeypatch, tmp_path_factory):
+    """No test ever reaches a real account: fake keys, no profiles, no stray endpoint."""
+    home = tmp_path_factory.mktemp("home")
+    for key in list(os.environ):
+        if key.startswith("AWS_") or key.startswith("MOTO_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
+    monkeypatch.setenv("HOME", str(home))
+    # The ~1,200 preloaded AMIs cost 1-2 s per test; NAT tests that need them turn this back on.
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+
+@pytest.fixture
+def cfg():
+    from awsprac import config
+
+    return config.load(ENVS, "stg")
+
+
+@pytest.fixture
+def mocked():
+    """In-process moto for one test."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def make_ctx(mocked, cfg):
+    """A Context against in-process moto; `hooks` are botocore (event, handler) pairs registered first."""
+    from awsprac import aws
+    from awsprac.context import Context, Options
+    from awsprac.report import Reporter
+
+    def make(config=None, hooks=(), **options):
+        clients, _ = aws.make(None, "", (config or cfg).region)
+        for event, handler in hooks:
+            clients.register(event, handler)
+        return Context(config or cfg, clients, Reporter(), Options(**options))
+
+    return make
+
+
+@pytest.fixture
+def ctx(make_ctx):
+    return make_ctx()
+
+
+class Calls:
+    """Every AWS call a client makes, seen from botocore's before-call event (retries not counted)."""
+
+    READ_PREFIXES = ("Describe", "Get", "List")
+
+    def __init__(self):
+        self.names: list[str] = []
+
+    def __call__(self, model, **kwargs):
+        self.names.append(model.name)
+
+    @property
+    def writes(self) -> list[str]:
+        return [n for n in self.names if not n.startswith(self.READ_PREFIXES)]
+
+
+@pytest.fixture
+def calls():
+    return Calls()
+
+
+# --- end to end: the installed `awsprac` in a subprocess against a moto server on 127.0.0.1 ---
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+class Server:
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+
+    def post(self, path: str, data: bytes = b"") -> bytes:
+        request = urllib.request.Request(self.endpoint + path, data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.read()
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.endpoint + path, timeout=30) as response:
+            return response.read()
+
+    def reset(self) -> None:
+        self.post("/moto-api/reset")
+
+    def start_recording(self) -> None:
+        self.post("/moto-api/recorder/reset-recording")
+        self.post("/moto-api/recorder/start-recording")
+
+    def recorded_actions(self) -> list[str]:
+        """AWS actions the server received since start_recording, as 'Service.Action' or 'METHOD path'."""
+        self.post("/moto-api/recorder/stop-recording")
+        actions = []
+        for line in self.get("/moto-api/recorder/download-recording").decode().splitlines():
+            entry = json.loads(line)
+            actions.append(_action(entry))
+        return actions
+
+
+def _action(entry: dict) -> str:
+    import base64
+    from urllib.parse import parse_qs
+
+    headers = {k.lower(): v for k, v in entry["headers"].items()}
+    if "x-amz-target" in headers:
+        return headers["x-amz-target"]
+    body = entry.get("body") or ""
+    if entry.get("body_encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    action = parse_qs(body).get("Action")
+    if action:
+        return action[0]
+    return f"{entry['method']} {entry['url']}"
+
+
+def is_write(action: str) -> bool:
+    name = action.split(".")[-1].split(" ")[0]
+    if action.startswith(("GET ", "HEAD ")):
+        return False
+    return not name.startswith(("Describe", "Get", "List"))
+
+
+@pytest.fixture
+def server(moto_server):
+    s = Server(moto_server)
+    s.reset()
+    return s
+
+
+@pytest.fixture
+def awsprac(server, tmp_path):
+    """Run the installed `awsprac` as a user would, against the moto server, in a scratch folder with envs/."""
+    exe = shutil.which("awsprac", path=str(Path(sys.executable).parent)) or shutil.which("awsprac")
+    assert exe, "awsprac is not installed (pip install -e '.[dev]')"
+    shutil.copytree(ENVS, tmp_path / "envs")
+    env = {k: v for k, v in os.environ.items()}
+    env.update({"AWS_ENDPOINT_URL": server.endpoint, "COLUMNS": "200", "NO_COLOR": "1"})
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, *args], cwd=tmp_path, env=env, input=input, capture_output=True, text=True, timeout=120)
+
+    run.cwd = tmp_path
+    return run
