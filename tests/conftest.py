@@ -7,14 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 
 import pytest
-
-# moto reads this once, when first imported: before any test imports it.
-os.environ["MOTO_RECORDER_FILEPATH"] = os.path.join(tempfile.mkdtemp(prefix="awsprac-recorder-"), "recording.jsonl")
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
@@ -99,17 +95,32 @@ def calls():
 
 
 @pytest.fixture(scope="session")
-def moto_server():
-    import logging
+def moto_server(tmp_path_factory):
+    """A moto server in its own process (never mixed with in-process mocks), with its request recorder."""
+    import socket
+    import time
 
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path_factory.mktemp("moto-server")
+    env = {**os.environ, "MOTO_RECORDER_FILEPATH": str(folder / "recording.jsonl"), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    log = open(folder / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"moto server did not start: {(folder / 'server.log').read_text()}")
+            time.sleep(0.1)
+    yield endpoint
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
 
 
 class Server:

@@ -11,8 +11,7 @@ from pathlib import Path
 import click
 
 from awsprac.app import Settings
-
-STEP_NAMES = ("vpc", "subnets", "igw")
+from awsprac.steps import ORDER as STEP_NAMES
 
 
 def _set(field: str):
@@ -125,7 +124,7 @@ def up(env: str) -> None:
 def step(name: str, env: str) -> None:
     """Build or reconcile one step. Its prerequisites must exist already.
 
-    Steps, in order: vpc, subnets, igw.
+    NAME is one of the steps, listed here in dependency order.
     """
     from awsprac import commands
 

@@ -40,13 +40,10 @@ def up(app: App, step_names: list[str] | None) -> None:
     try:
         ctx = app.context()
         steps = runner.resolve(step_names)
+        planned = runner.plan(ctx, steps)
         if step_names:
-            for step in runner.ordered(steps):
-                if step not in steps:
-                    runner.observe(ctx, step)
             for step in steps:
                 runner.require_prerequisites(ctx, step)
-        planned = runner.plan(ctx, steps)
         app.report.plan(planned, f"Plan for {app.title}")
         if not planned.actionable:
             return
@@ -147,7 +144,8 @@ def _finish(app: App, outcome, verb: str) -> None:
         app.report.warn(f"step {step} not attempted: step {blocked} did not finish")
     if outcome.failed:
         for step, exc in outcome.failed.items():
-            app.report.error(f"step {step}: {exc}")
+            text = str(exc) if isinstance(exc, AwspracError) else f"unexpected {type(exc).__name__}: {exc} (please report it)"
+            app.report.error(f"step {step}: {text}")
         first = next(iter(outcome.failed.values()))
         raise _Reported(first.exit_code)
     app.report.info(f"{verb} done: {len(outcome.applied)} change(s) applied to env {app.cfg.env}.")

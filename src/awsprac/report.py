@@ -47,16 +47,16 @@ class Reporter:
         self.err.rule(Text(text, style="bold black on yellow"), style="yellow")
 
     @contextmanager
-    def waiting(self, what: str) -> Iterator[None]:
-        """A live line with elapsed time while AWS works; one plain line when not on a terminal."""
+    def waiting(self, what: str) -> Iterator["_Line"]:
+        """A live line with elapsed time while AWS works; plain lines when not on a terminal."""
         start = time.monotonic()
         if self.quiet_progress or not self.err.is_terminal:
             self.debug(f"waiting: {what}")
-            yield
+            yield _Line(None, self)
             self.debug(f"done: {what} ({time.monotonic() - start:.1f}s)")
             return
-        with self.err.status(Text(f"{what}..."), spinner="dots"):
-            yield
+        with self.err.status(Text(f"{what}..."), spinner="dots") as status:
+            yield _Line(status, self)
 
     def applied(self, text: str) -> None:
         self.err.print(Text("  ✓ ", style="green") + Text(text))
@@ -106,6 +106,20 @@ class Reporter:
 
     def line(self, text: str) -> None:
         self.out.print(text)
+
+
+class _Line:
+    """The live status line of one wait; `update` shows the latest AWS state."""
+
+    def __init__(self, status, reporter: "Reporter"):
+        self._status, self._reporter, self._last = status, reporter, None
+
+    def update(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(Text(text))
+        elif text != self._last:
+            self._reporter.debug(text)
+        self._last = text
 
 
 def _console(stderr: bool) -> Console:

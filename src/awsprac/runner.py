@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from awsprac.context import Context
-from awsprac.errors import AwspracError, MissingPrerequisite, NotConverged, UsageError
+from awsprac.errors import MissingPrerequisite, NotConverged, UsageError
 from awsprac.plan import Action, Change, Plan, StatusRow
+from awsprac import dag
 from awsprac import steps as step_registry
 
 
@@ -57,11 +58,33 @@ def changes_for(ctx: Context, step: ModuleType) -> list[Change]:
     return step.diff(ctx, step.desired(ctx.cfg), ctx.observed[step.NAME])
 
 
+def _walk(ctx: Context, steps: list[ModuleType], work, reverse: bool = False) -> dag.Walk:
+    """Run `work(step)` over the steps' graph, independent steps at the same time."""
+    nodes = ordered(steps)
+    if reverse:
+        deps = {s: tuple(d for d in nodes if s.NAME in d.REQUIRES) for s in nodes}
+    else:
+        by_name = {s.NAME: s for s in nodes}
+        deps = {s: tuple(by_name[r] for r in s.REQUIRES) for s in nodes}
+    return dag.walk(nodes, deps, work)
+
+
+def _raise_first(walk: dag.Walk, steps: list[ModuleType]) -> None:
+    for step in ordered(steps):
+        if step in walk.failed:
+            raise walk.failed[step]
+
+
+def observe_all(ctx: Context, steps: list[ModuleType]) -> None:
+    """Observe the steps and their prerequisites, each as soon as its prerequisites are observed."""
+    _raise_first(_walk(ctx, steps, lambda step: observe(ctx, step)), steps)
+
+
 def plan(ctx: Context, steps: list[ModuleType]) -> Plan:
     """Observe every step (prerequisites first) and collect what up would change. Read-only."""
+    observe_all(ctx, steps)
     result = Plan()
     for step in ordered(steps):
-        observe(ctx, step)
         if step in steps:
             result.changes.extend(changes_for(ctx, step))
     return result
@@ -80,55 +103,54 @@ def require_prerequisites(ctx: Context, step: ModuleType) -> None:
 @dataclass
 class Outcome:
     applied: list[Change] = field(default_factory=list)
-    failed: dict[str, AwspracError] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)  # step -> the failed prerequisite
+    failed: dict[str, Exception] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # step -> the prerequisite that did not finish
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
+    @classmethod
+    def of(cls, walk: dag.Walk, applied: list[Change]) -> "Outcome":
+        return cls(
+            applied,
+            {s.NAME: e for s, e in walk.failed.items()},
+            {s.NAME: b.NAME for s, b in walk.skipped.items()},
+        )
+
 
 def apply(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
-    """Carry out the plan step by step; a step whose prerequisite failed is not attempted."""
-    outcome = Outcome()
+    """Carry out the plan; independent steps run at the same time, dependents of a failure are skipped."""
     changed: set[str] = set()
+    applied: list[Change] = []
     planned_steps = {c.step for c in planned.actionable}
-    for step in ordered(steps):
-        blocked = next((r for r in step.REQUIRES if r in outcome.failed or r in outcome.skipped), None)
-        if blocked:
-            outcome.skipped[step.NAME] = blocked
-            continue
-        if step not in steps:
-            continue
+
+    def work(step: ModuleType) -> None:
         stale = any(r in changed for r in step.REQUIRES)
-        if not stale and step.NAME not in planned_steps:
-            continue
-        try:
-            if stale:
-                observe(ctx, step)
-            todo = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
-            for change in todo:
-                step.apply(ctx, change)
-                ctx.report.applied(f"{_past(change)} {change.kind} {change.name}" + (f" ({change.id})" if change.id else ""))
-            if todo:
-                changed.add(step.NAME)
-                observe(ctx, step)
-                left = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
-                if left:
-                    raise NotConverged(
-                        f"step {step.NAME} did not converge; still to do after applying: "
-                        + "; ".join(c.describe() for c in left)
-                    )
-            outcome.applied.extend(todo)
-        except AwspracError as exc:
-            outcome.failed[step.NAME] = exc
-    return outcome
+        if step not in steps or (not stale and step.NAME not in planned_steps):
+            return
+        if stale:
+            observe(ctx, step)
+        todo = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
+        for change in todo:
+            step.apply(ctx, change)
+            applied.append(change)
+            ctx.report.applied(f"{_past(change)} {change.kind} {change.name}" + (f" ({change.id})" if change.id else ""))
+        if todo:
+            changed.add(step.NAME)
+            observe(ctx, step)
+            left = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
+            if left:
+                raise NotConverged(
+                    f"step {step.NAME} did not converge; still to do after applying: " + "; ".join(c.describe() for c in left)
+                )
+
+    return Outcome.of(_walk(ctx, steps, work), applied)
 
 
 def teardown_plan(ctx: Context, steps: list[ModuleType]) -> Plan:
     """Observe everything, then list deletes in reverse dependency order. Read-only."""
-    for step in ordered(steps):
-        observe(ctx, step)
+    observe_all(ctx, steps)
     result = Plan()
     for step in reversed(ordered(steps)):
         if step in steps:
@@ -137,23 +159,16 @@ def teardown_plan(ctx: Context, steps: list[ModuleType]) -> Plan:
 
 
 def destroy(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
-    """Delete in reverse order. A step whose dependents failed to go is not attempted (its delete would fail)."""
-    outcome = Outcome()
-    order = list(reversed(ordered(steps)))
-    for step in order:
-        dependents = [s.NAME for s in order if step.NAME in s.REQUIRES]
-        blocked = next((d for d in dependents if d in outcome.failed or d in outcome.skipped), None)
-        if blocked:
-            outcome.skipped[step.NAME] = blocked
-            continue
-        try:
-            for change in [c for c in planned.changes if c.step == step.NAME and c.action is Action.DELETE]:
-                step.apply(ctx, change)
-                ctx.report.applied(f"deleted {change.kind} {change.name} ({change.id})")
-                outcome.applied.append(change)
-        except AwspracError as exc:
-            outcome.failed[step.NAME] = exc
-    return outcome
+    """Delete in reverse dependency order: a step goes once everything that needs it is gone."""
+    applied: list[Change] = []
+
+    def work(step: ModuleType) -> None:
+        for change in [c for c in planned.changes if c.step == step.NAME and c.action is Action.DELETE]:
+            step.apply(ctx, change)
+            applied.append(change)
+            ctx.report.applied(f"deleted {change.kind} {change.name} ({change.id})")
+
+    return Outcome.of(_walk(ctx, steps, work, reverse=True), applied)
 
 
 def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
@@ -179,8 +194,7 @@ def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
 
 
 def outputs(ctx: Context, steps: list[ModuleType]) -> dict:
-    for step in ordered(steps):
-        observe(ctx, step)
+    observe_all(ctx, steps)
     result: dict = {}
     for step in ordered(steps):
         result.update(ctx.observed[step.NAME].outputs())
