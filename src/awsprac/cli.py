@@ -104,31 +104,45 @@ def plan(env: str, as_json: bool) -> None:
     commands.plan(_app(env), as_json)
 
 
+UP_OPTIONS = [
+    click.option("--prune", is_flag=True, help="Also remove rules a person added that the env file does not list."),
+    click.option("--apply-immediately", is_flag=True, help="prd: apply RDS changes now, not at the next maintenance window."),
+]
+
+
+def up_options(fn):
+    for option in reversed(UP_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
 @cli.command()
 @ENV_OPTION
+@up_options
 @global_options
-def up(env: str) -> None:
+def up(env: str, **options) -> None:
     """Build or reconcile everything the env file describes, in dependency order.
 
     Shows the plan and asks first (--yes skips the question). Running it again changes nothing.
     """
     from awsprac import commands
 
-    commands.up(_app(env), None)
+    commands.up(_app(env), None, options)
 
 
 @cli.command()
-@click.argument("name", metavar="NAME", type=click.Choice(STEP_NAMES))
+@click.argument("name", type=click.Choice(STEP_NAMES))
 @ENV_OPTION
+@up_options
 @global_options
-def step(name: str, env: str) -> None:
+def step(name: str, env: str, **options) -> None:
     """Build or reconcile one step. Its prerequisites must exist already.
 
-    NAME is one of the steps, listed here in dependency order.
+    The steps are listed in dependency order.
     """
     from awsprac import commands
 
-    commands.up(_app(env), [name])
+    commands.up(_app(env), [name], options)
 
 
 @cli.command()
@@ -155,8 +169,12 @@ def outputs(env: str, as_json: bool) -> None:
 
 @cli.command()
 @ENV_OPTION
+@click.option("--force", is_flag=True, help="Also delete a deletion-protected database and an ECR repository that holds images.")
+@click.option("--skip-final-snapshot", is_flag=True, help="Delete the database without a final snapshot (its data is gone).")
+@click.option("--force-delete-secret", is_flag=True, help="Delete the secret at once, without the recovery window.")
+@click.option("--include-ami", is_flag=True, help="Also deregister the baked NAT AMI (prd launches from it).")
 @global_options
-def destroy(env: str) -> None:
+def destroy(env: str, **options) -> None:
     """Delete what this env owns, in reverse order, after showing it and asking.
 
     Only resources tagged awsprac:env=ENV are deleted; anything else is left alone. Safe to run again
@@ -164,7 +182,7 @@ def destroy(env: str) -> None:
     """
     from awsprac import commands
 
-    commands.destroy(_app(env))
+    commands.destroy(_app(env), options)
 
 
 @cli.command()

@@ -34,11 +34,11 @@ def plan(app: App, as_json: bool) -> None:
         app.close()
 
 
-def up(app: App, step_names: list[str] | None) -> None:
+def up(app: App, step_names: list[str] | None, options: dict | None = None) -> None:
     from awsprac import runner
 
     try:
-        ctx = app.context()
+        ctx = app.context(**(options or {}))
         steps = runner.resolve(step_names)
         planned = runner.plan(ctx, steps)
         if step_names:
@@ -84,11 +84,11 @@ def outputs(app: App, as_json: bool) -> None:
         app.close()
 
 
-def destroy(app: App) -> None:
+def destroy(app: App, options: dict | None = None) -> None:
     from awsprac import runner
 
     try:
-        ctx = app.context()
+        ctx = app.context(**(options or {}))
         steps = runner.resolve(None)
         planned = runner.teardown_plan(ctx, steps)
         app.report.plan(planned, f"Destroy plan for {app.title}")

@@ -12,8 +12,14 @@ from awsprac.report import Reporter
 
 @dataclass(frozen=True)
 class Options:
-    prune: bool = False  # remove rules/resources a person added that the env file does not list
-    force: bool = False
+    """Flags of `up` and `destroy` that steps honour."""
+
+    prune: bool = False  # up: remove rules a person added that the env file does not list
+    apply_immediately: bool = False  # up: RDS changes now, not at the next maintenance window (always in stg)
+    force: bool = False  # destroy: a deletion-protected DB, an ECR repository still holding images
+    skip_final_snapshot: bool = False  # destroy: no final DB snapshot
+    force_delete_secret: bool = False  # destroy: no recovery window for the secret
+    include_ami: bool = False  # destroy: the baked NAT AMI too (prd launches from it)
 
 
 @dataclass
