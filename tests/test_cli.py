@@ -57,7 +57,7 @@ def test_unknown_env_is_one_line_exit_2(capsys, mocked):
 def test_unknown_step_is_one_line_exit_2(capsys, mocked):
     code, out, err = run(capsys, "step", "vcp", "--env", "stg")
     assert code == 2
-    assert err.startswith("error: Invalid value for 'NAME': 'vcp' is not one of") and err.count("\n") == 1
+    assert err.startswith("error: Invalid value for 'STEP': 'vcp' is not one of") and err.count("\n") == 1
 
 
 def test_missing_env_option_is_one_line_exit_2(capsys):

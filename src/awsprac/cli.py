@@ -130,16 +130,15 @@ def up(env: str, **options) -> None:
     commands.up(_app(env), None, options)
 
 
-@cli.command()
-@click.argument("name", type=click.Choice(STEP_NAMES))
+@cli.command(help=(
+    "Build or reconcile one step. Its prerequisites must exist already.\n\n"
+    f"STEP, in dependency order: {', '.join(STEP_NAMES)}."
+))
+@click.argument("name", metavar="STEP", type=click.Choice(STEP_NAMES))
 @ENV_OPTION
 @up_options
 @global_options
 def step(name: str, env: str, **options) -> None:
-    """Build or reconcile one step. Its prerequisites must exist already.
-
-    The steps are listed in dependency order.
-    """
     from awsprac import commands
 
     commands.up(_app(env), [name], options)
