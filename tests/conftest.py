@@ -33,6 +33,14 @@ def clean_aws_environment(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
+def resource_count(env: str = "stg") -> int:
+    """How many resources a full `up` of the env builds: what every step's desired() lists."""
+    from awsprac import config, steps
+
+    cfg = config.load(ENVS, env)
+    return sum(len(step.desired(cfg)) for step in steps.all_steps())
+
+
 @pytest.fixture
 def cfg():
     from awsprac import config

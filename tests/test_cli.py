@@ -8,7 +8,9 @@ import pytest
 
 from awsprac.cli import main
 
-from conftest import ENVS
+from conftest import ENVS, resource_count
+
+N = resource_count()
 
 
 def run(capsys, *args, stdin: str | None = None, monkeypatch=None):
@@ -117,7 +119,7 @@ def test_plan_changes_nothing(capsys, mocked):
     code, out, err = run(capsys, "plan", "--env", "stg")
     assert code == 0
     assert "+  vpc      vpc               aws-practice-stg" in out
-    assert out.rstrip().endswith("Plan: 6 to create, 0 to update, 0 to delete.")
+    assert out.rstrip().endswith(f"Plan: {N} to create, 0 to update, 0 to delete.")
     assert vpcs() == []
 
 
@@ -135,7 +137,7 @@ def test_up_with_closed_stdin_changes_nothing(capsys, monkeypatch, mocked):
 
 def test_up_then_destroy_needs_the_env_name_typed(capsys, monkeypatch, mocked):
     code, out, err = run(capsys, "up", "--env", "stg", "--yes")
-    assert code == 0 and "up done: 6 change(s) applied to env stg." in err
+    assert code == 0 and f"up done: {N} change(s) applied to env stg." in err
     code, out, err = run(capsys, "destroy", "--env", "stg", stdin="yes\n", monkeypatch=monkeypatch)
     assert code == 1 and "the env name was not typed; nothing was deleted" in err
     assert len(vpcs()) == 1
@@ -202,7 +204,7 @@ def test_status_shows_missing_then_in_sync(capsys, mocked):
     assert {r["sync"] for r in json.loads(out)} == {"missing"}
     run(capsys, "up", "--env", "stg", "--yes")
     code, out, err = run(capsys, "status", "--env", "stg")
-    assert out.count("in sync") == 6 and "missing" not in out
+    assert out.count("in sync") == N and "missing" not in out
 
 
 def test_init_writes_env_files(capsys, tmp_path):

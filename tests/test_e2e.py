@@ -5,7 +5,9 @@ import json
 import boto3
 import pytest
 
-from conftest import is_write
+from conftest import is_write, resource_count
+
+N = resource_count()
 
 pytestmark = pytest.mark.e2e
 
@@ -15,7 +17,7 @@ def client(server, service="ec2"):
 
 
 def owned(server):
-    """Every EC2 resource (of the kinds awsprac builds here) tagged as env stg's."""
+    """The network resources tagged as env stg's (each step's own tests check the rest)."""
     filters = [{"Name": "tag:awsprac:env", "Values": ["stg"]}]
     ec2 = client(server)
     return (
@@ -33,7 +35,7 @@ def test_up_again_is_a_no_op_and_destroy_leaves_only_foreign_things(awsprac, ser
 
     first = awsprac("up", "--env", "stg", "--yes")
     assert first.returncode == 0, first.stderr
-    assert "Plan: 6 to create, 0 to update, 0 to delete." in first.stdout
+    assert f"Plan: {N} to create, 0 to update, 0 to delete." in first.stdout
     assert len(owned(server)) == 6
 
     server.start_recording()
@@ -66,7 +68,7 @@ def test_plan_and_a_declined_up_send_no_write(awsprac, server):
     plan = awsprac("plan", "--env", "stg")
     declined = awsprac("up", "--env", "stg", input="n\n")
     actions = server.recorded_actions()
-    assert plan.returncode == 0 and "Plan: 6 to create" in plan.stdout
+    assert plan.returncode == 0 and f"Plan: {N} to create" in plan.stdout
     assert declined.returncode == 1
     assert [a for a in actions if is_write(a)] == []
 
@@ -101,7 +103,7 @@ def test_sandbox_flag_builds_and_shows_it(awsprac, server):
     result = awsprac("up", "--env", "stg", "--sandbox")
     assert result.returncode == 0, result.stderr
     assert "SANDBOX" in result.stderr
-    assert "Built in the sandbox" in result.stdout and result.stdout.count("in sync") == 6
+    assert "Built in the sandbox" in result.stdout and result.stdout.count("in sync") == N
     assert owned(server) == [], "--sandbox must not touch the AWS_ENDPOINT_URL it was given"
 
 
