@@ -99,6 +99,60 @@ def calls():
     return Calls()
 
 
+def aws_error(code: str, message: str = "", status: int = 400):
+    """What a before-call hook returns to make botocore raise AWS's modeled error, sending nothing."""
+    import botocore.awsrequest
+
+    body = {"Error": {"Code": code, "Message": message or code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return botocore.awsrequest.AWSResponse("https://aws.invalid", status, {}, None), body
+
+
+class FailFirst:
+    """A before-call hook: the first `times` calls of `operation` fail with AWS's `code`; later ones go through."""
+
+    def __init__(self, operation: str, code: str, times: int = 1, message: str = "", status: int = 400):
+        self.operation, self.code, self.times, self.message, self.status = operation, code, times, message, status
+        self.failed = 0
+        self.passed = 0
+
+    def __call__(self, model, **kwargs):
+        if model.name != self.operation:
+            return None
+        if self.failed < self.times:
+            self.failed += 1
+            return aws_error(self.code, self.message, self.status)
+        self.passed += 1
+        return None
+
+    @property
+    def hook(self):
+        return ("before-call.*.*", self)
+
+
+class FakeClock:
+    """Stands in for awsprac.waiting.clock: pauses advance time without waiting."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.pauses: list[float] = []
+
+    def now(self):
+        return self.t
+
+    def pause(self, seconds):
+        self.pauses.append(seconds)
+        self.t += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from awsprac import waiting
+
+    fake = FakeClock()
+    monkeypatch.setattr(waiting, "clock", fake)
+    return fake
+
+
 # --- end to end: the installed `awsprac` in a subprocess against a moto server on 127.0.0.1 ---
 
 
@@ -112,7 +166,12 @@ def moto_server(tmp_path_factory):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     folder = tmp_path_factory.mktemp("moto-server")
-    env = {**os.environ, "MOTO_RECORDER_FILEPATH": str(folder / "recording.jsonl"), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    env = {
+        **os.environ,
+        "MOTO_RECORDER_FILEPATH": str(folder / "recording.jsonl"),
+        "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # 1,200 AMIs reloaded after every reset cost ~1 s
+    }
     log = open(folder / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env)
     endpoint = f"http://127.0.0.1:{port}"

@@ -6,26 +6,6 @@ from awsprac import waiting
 from awsprac.report import Reporter
 
 
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-        self.pauses = []
-
-    def now(self):
-        return self.t
-
-    def pause(self, seconds):
-        self.pauses.append(seconds)
-        self.t += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = FakeClock()
-    monkeypatch.setattr(waiting, "clock", fake)
-    return fake
-
-
 def test_wait_for_polls_until_done_and_returns_the_last_status(clock):
     states = iter(["creating", "backing-up", "available"])
 

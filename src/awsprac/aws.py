@@ -136,6 +136,8 @@ HINTS = {
 def error_code(exc: Exception) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         return exc.response.get("Error", {}).get("Code", "")
+    if isinstance(exc, botocore.exceptions.WaiterError):  # a waiter stopped on an error answer
+        return (exc.last_response or {}).get("Error", {}).get("Code", "")
     return ""
 
 
@@ -165,6 +167,9 @@ class translate:
             raise AwsError(self.doing, self.resource, code, message, HINTS.get(code, "")) from exc
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
             raise UsageError(NO_CREDENTIALS) from None
+        if isinstance(exc, botocore.exceptions.WaiterError):
+            code = error_code(exc) or "WaiterError"
+            raise AwsError(self.doing, self.resource, code, exc.kwargs.get("reason", str(exc)), "run the same command again: it picks up where this stopped") from exc
         if isinstance(exc, botocore.exceptions.ParamValidationError):
             raise AwsError(self.doing, self.resource, "ParamValidationError", "a request parameter was invalid (value withheld)", "this is a bug in awsprac; please report it") from None
         if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError)):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from awsprac import tags
-from awsprac.aws import is_not_found, translate
+from awsprac import tags, waiting
+from awsprac.aws import error_code, is_not_found, translate
+from awsprac.errors import AwspracError
 from awsprac.context import Context
 from awsprac.lookup import Found
 from awsprac.plan import Action, Change, FieldDiff
@@ -50,6 +51,49 @@ def gone_is_fine(call, **kwargs) -> None:
     except Exception as exc:
         if not is_not_found(exc):
             raise
+
+
+# AWS may not know an id for a few seconds after its create answered (eventual consistency).
+EVENTUAL_CONSISTENCY_BUDGET = 30.0
+# Network interfaces of a terminated instance or a deleted database linger for minutes.
+DEPENDENCY_BUDGET = 600.0
+
+
+def eventually(ctx: Context, what: str, call, **kwargs):
+    """A call on ids created moments ago in this run: `*.NotFound` is retried briefly."""
+    return waiting.retry_on(is_not_found, lambda: call(**kwargs), EVENTUAL_CONSISTENCY_BUDGET, ctx.report, what)
+
+
+class StillInUse(AwspracError):
+    """A delete kept failing with DependencyViolation: the message lists what still uses the resource."""
+
+
+def delete_when_free(ctx: Context, change: Change, call, blockers=None, **kwargs) -> None:
+    """Delete, retrying while AWS says something still depends on it; gone already is success.
+
+    When the budget runs out, `blockers()` (a list of strings) says what is in the way.
+    """
+    def attempt():
+        gone_is_fine(call, **kwargs)
+
+    try:
+        waiting.retry_on(lambda e: error_code(e) == "DependencyViolation", attempt, DEPENDENCY_BUDGET, ctx.report, f"deleting {resource(change)}", first_delay=5, max_delay=30)
+    except Exception as exc:
+        if error_code(exc) != "DependencyViolation":
+            raise
+        in_the_way = blockers() if blockers else []
+        what = f"still used by {'; '.join(in_the_way)}; remove those (or wait)" if in_the_way else "something still uses it; wait a few minutes"
+        raise StillInUse(
+            f"deleting {resource(change)} failed: DependencyViolation after {int(DEPENDENCY_BUDGET // 60)} minutes: "
+            f"{what}, then run the same command again"
+        ) from None
+
+
+def network_interfaces(ec2, **filters: str) -> list[str]:
+    """Network interfaces matching e.g. vpc_id=..., as 'eni-... (description, status)'."""
+    aws_filters = [{"Name": key.replace("_", "-"), "Values": [value]} for key, value in filters.items()]
+    found = ec2.describe_network_interfaces(Filters=aws_filters)["NetworkInterfaces"]
+    return [f"{n['NetworkInterfaceId']} ({n.get('Description') or n.get('InterfaceType') or 'no description'}, {n.get('Status')})" for n in found]
 
 
 def resource(change: Change) -> str:

@@ -9,7 +9,7 @@ from awsprac.aws import translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
 from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, gone_is_fine, retag, update
+from awsprac.reconcile import applying, delete_change, delete_when_free, eventually, gone_is_fine, retag, update
 
 NAME = "igw"
 REQUIRES = ("vpc",)
@@ -76,16 +76,17 @@ def apply(ctx: Context, change: Change) -> None:
     ec2 = ctx.aws.ec2
     with applying(change):
         if change.action is Action.DELETE:
+            # Detaching fails while public addresses are mapped in the VPC (a NAT instance going away).
             for vpc_id in attachments(ctx.observed[NAME].igw):
-                gone_is_fine(ec2.detach_internet_gateway, InternetGatewayId=change.id, VpcId=vpc_id)
-            gone_is_fine(ec2.delete_internet_gateway, InternetGatewayId=change.id)
+                delete_when_free(ctx, change, ec2.detach_internet_gateway, InternetGatewayId=change.id, VpcId=vpc_id)
+            delete_when_free(ctx, change, ec2.delete_internet_gateway, InternetGatewayId=change.id)
             return
         vpc_id = ctx.observed["vpc"].id
         if change.action is Action.CREATE:
             igw_id = ec2.create_internet_gateway(
                 TagSpecifications=tags.specification("internet-gateway", ctx.tags(change.name)),
             )["InternetGateway"]["InternetGatewayId"]
-            ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id)
+            eventually(ctx, f"internet gateway {igw_id}", ec2.attach_internet_gateway, InternetGatewayId=igw_id, VpcId=vpc_id)
             return
         igw = ctx.observed[NAME].igw
         retag(ctx, igw)

@@ -10,7 +10,7 @@ from awsprac.cidr import split
 from awsprac.config import EnvConfig
 from awsprac.context import Context
 from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, gone_is_fine, retag, update
+from awsprac.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
 
 NAME = "subnets"
 REQUIRES = ("vpc",)
@@ -90,14 +90,15 @@ def apply(ctx: Context, change: Change) -> None:
     ec2, spec = ctx.aws.ec2, change.spec
     with applying(change):
         if change.action is Action.DELETE:
-            gone_is_fine(ec2.delete_subnet, SubnetId=change.id)
+            delete_when_free(ctx, change, ec2.delete_subnet, lambda: network_interfaces(ec2, subnet_id=change.id), SubnetId=change.id)
         elif change.action is Action.CREATE:
-            subnet_id = ec2.create_subnet(
-                VpcId=ctx.observed["vpc"].id, AvailabilityZone=spec.az, CidrBlock=spec.cidr,
+            vpc_id = ctx.observed["vpc"].id
+            subnet_id = eventually(
+                ctx, f"vpc {vpc_id}", ec2.create_subnet, VpcId=vpc_id, AvailabilityZone=spec.az, CidrBlock=spec.cidr,
                 TagSpecifications=tags.specification("subnet", ctx.tags(spec.name)),
             )["Subnet"]["SubnetId"]
             with ctx.report.waiting(f"subnet {spec.name} ({subnet_id}) becoming available"):
-                ec2.get_waiter("subnet_available").wait(SubnetIds=[subnet_id], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+                eventually(ctx, f"subnet {subnet_id}", ec2.get_waiter("subnet_available").wait, SubnetIds=[subnet_id], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
         else:
             retag(ctx, ctx.observed[NAME].subnets[change.name])
 

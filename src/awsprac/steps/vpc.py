@@ -9,7 +9,7 @@ from awsprac.aws import translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
 from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, gone_is_fine, resource, retag, update
+from awsprac.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
 
 NAME = "vpc"
 REQUIRES: tuple[str, ...] = ()
@@ -98,7 +98,7 @@ def apply(ctx: Context, change: Change) -> None:
     ec2, spec = ctx.aws.ec2, change.spec
     with applying(change):
         if change.action is Action.DELETE:
-            gone_is_fine(ec2.delete_vpc, VpcId=change.id)
+            delete_when_free(ctx, change, ec2.delete_vpc, lambda: network_interfaces(ec2, vpc_id=change.id), VpcId=change.id)
             return
         if change.action is Action.CREATE:
             vpc_id = ec2.create_vpc(
@@ -106,15 +106,15 @@ def apply(ctx: Context, change: Change) -> None:
                 TagSpecifications=tags.specification("vpc", ctx.tags(spec.name)),
             )["Vpc"]["VpcId"]
             with ctx.report.waiting(f"vpc {spec.name} ({vpc_id}) becoming available"):
-                ec2.get_waiter("vpc_available").wait(VpcIds=[vpc_id], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
-            _set_dns(ec2, vpc_id, NEW_VPC_DNS, spec)
+                eventually(ctx, f"vpc {vpc_id}", ec2.get_waiter("vpc_available").wait, VpcIds=[vpc_id], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+            _set_dns(ctx, vpc_id, NEW_VPC_DNS, spec)
             return
         have: Observed = ctx.observed[NAME]
         retag(ctx, have.vpc)
-        _set_dns(ec2, change.id, have.dns, spec)
+        _set_dns(ctx, change.id, have.dns, spec)
 
 
-def _set_dns(ec2, vpc_id: str, have: tuple[bool, bool], spec: VpcSpec) -> None:
+def _set_dns(ctx: Context, vpc_id: str, have: tuple[bool, bool], spec: VpcSpec) -> None:
     # AWS takes one attribute per call. Hostnames need support: support goes on first,
     # and when turning support off, hostnames go off first.
     calls = []
@@ -125,7 +125,7 @@ def _set_dns(ec2, vpc_id: str, have: tuple[bool, bool], spec: VpcSpec) -> None:
     if not spec.dns_support:
         calls.reverse()
     for attribute in calls:
-        ec2.modify_vpc_attribute(VpcId=vpc_id, **attribute)
+        eventually(ctx, f"vpc {vpc_id}", ctx.aws.ec2.modify_vpc_attribute, VpcId=vpc_id, **attribute)
 
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:

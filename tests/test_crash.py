@@ -1,0 +1,103 @@
+"""Crash anywhere, re-run converges.
+
+`awsprac up` runs against a moto server through a proxy that SIGKILLs it right after the k-th
+write AWS accepted (before awsprac sees the answer). Then a plain `up` runs. For every k, the
+result must equal a clean run: same resources, no duplicate, no orphan, and a plan with nothing
+to do.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import boto3
+import pytest
+
+from proxy import Proxy
+
+pytestmark = pytest.mark.e2e
+
+# Writes a clean `up` of the stg env makes; test_clean_run_write_count keeps it honest.
+WRITES_IN_A_CLEAN_UP = 8
+
+
+def inventory(endpoint: str) -> list[tuple[str, str]]:
+    """Every non-default resource of the kinds awsprac builds, by kind and Name: duplicates show twice,
+    and an untagged orphan shows with an empty name."""
+    ec2 = boto3.client("ec2", region_name="ap-northeast-1", endpoint_url=endpoint)
+    names = []
+    for v in ec2.describe_vpcs()["Vpcs"]:
+        if not v.get("IsDefault"):
+            names.append(("vpc", _name(v)))
+    for s in ec2.describe_subnets()["Subnets"]:
+        if not s.get("DefaultForAz"):
+            names.append(("subnet", _name(s)))
+    for i in ec2.describe_internet_gateways()["InternetGateways"]:
+        attached = [a["VpcId"] for a in i.get("Attachments", [])]
+        names.append(("igw", _name(i) + f" attached={len(attached)}"))
+    return sorted(names)
+
+
+def _name(item: dict) -> str:
+    return next((t["Value"] for t in item.get("Tags", []) if t["Key"] == "Name"), "")
+
+
+@pytest.fixture
+def proxy(server):
+    p = Proxy(server.endpoint).start()
+    yield p
+    p.stop()
+
+
+def run_up(awsprac_exe, cwd, endpoint, proxy=None):
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "NO_COLOR": "1"}
+    proc = subprocess.Popen([awsprac_exe, "up", "--env", "stg", "--yes"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proxy is not None:
+        proxy.victim_pid = proc.pid
+    out, err = proc.communicate(timeout=180)
+    return proc.returncode, out, err
+
+
+@pytest.fixture
+def exe(awsprac):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    return shutil.which("awsprac", path=str(Path(sys.executable).parent)) or shutil.which("awsprac")
+
+
+@pytest.fixture(scope="session")
+def clean_inventory():
+    return {}
+
+
+def clean(exe, awsprac, server, proxy, cache):
+    if "inventory" not in cache:
+        code, out, err = run_up(exe, awsprac.cwd, proxy.endpoint)
+        assert code == 0, err
+        cache["inventory"] = inventory(server.endpoint)
+        cache["writes"] = proxy.writes
+        server.reset()
+        proxy.reset_counts()
+    return cache
+
+
+def test_clean_run_write_count(exe, awsprac, server, proxy, clean_inventory):
+    result = clean(exe, awsprac, server, proxy, clean_inventory)
+    assert result["writes"] == WRITES_IN_A_CLEAN_UP, "update WRITES_IN_A_CLEAN_UP so every write is a crash point"
+
+
+@pytest.mark.parametrize("k", range(1, WRITES_IN_A_CLEAN_UP + 1))
+def test_killed_after_write_k_then_rerun_equals_a_clean_run(k, exe, awsprac, server, proxy, clean_inventory):
+    expected = clean(exe, awsprac, server, proxy, clean_inventory)["inventory"]
+    proxy.kill_after_write = k
+    code, out, err = run_up(exe, awsprac.cwd, proxy.endpoint, proxy)
+    assert proxy.killed and code == -9, f"the run was not killed at write {k}: {err}"
+    proxy.kill_after_write = None
+    code, out, err = run_up(exe, awsprac.cwd, server.endpoint)
+    assert code == 0, err
+    assert inventory(server.endpoint) == expected
+    plan = subprocess.run([exe, "plan", "--env", "stg"], cwd=awsprac.cwd, env={**os.environ, "AWS_ENDPOINT_URL": server.endpoint}, capture_output=True, text=True)
+    assert "no changes, everything is in sync." in plan.stdout, plan.stdout + plan.stderr
