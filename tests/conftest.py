@@ -48,12 +48,31 @@ def cfg():
     return config.load(ENVS, "stg")
 
 
+# The AWS managed policies awsprac attaches. moto loads all ~1,600 when asked to (~0.7 s per test that
+# touches IAM); in-process tests load only these, so a missing one still fails as on an account without it.
+AWS_MANAGED_POLICIES = ("AmazonSSMManagedInstanceCore",)
+
+
+def _load_only_the_managed_policies_awsprac_uses() -> None:
+    import json
+
+    import moto.iam.models as iam_models
+
+    data = json.loads(iam_models.aws_managed_policies_data)
+    if set(data) != set(AWS_MANAGED_POLICIES):
+        iam_models.aws_managed_policies_data = json.dumps({name: data[name] for name in AWS_MANAGED_POLICIES})
+
+
 @pytest.fixture
 def mocked():
-    """In-process moto for one test."""
+    """In-process moto for one test, with the AWS managed policies awsprac attaches, as on a real account."""
     from moto import mock_aws
 
-    with mock_aws():
+    from awsprac.sandbox import faithful_moto
+
+    _load_only_the_managed_policies_awsprac_uses()
+    faithful_moto()
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
         yield
 
 

@@ -29,6 +29,7 @@ class Sandbox:
             raise UsageError("the sandbox needs moto: pip install 'awsprac[sandbox]'") from None
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        faithful_moto()
         if account_id:
             # Keep a pinned env file valid in the sandbox: emulate that account.
             os.environ["MOTO_ACCOUNT_ID"] = account_id
@@ -45,3 +46,27 @@ class Sandbox:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def faithful_moto() -> None:
+    """Where moto falls short of AWS on a call awsprac makes, make it do what AWS does (idempotent).
+
+    - CreateImage with TagSpecifications for the snapshot: AWS tags the AMI's snapshots; moto raises
+      NotImplementedError (a 500). Here the image is made with its own tags and the snapshot tagged after.
+    """
+    from moto.ec2.models.amis import AmiBackend
+
+    if getattr(AmiBackend.create_image, "_awsprac", False):
+        return
+    original = AmiBackend.create_image
+
+    def create_image(self, instance_id, name, description, tag_specifications):
+        image_specs = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
+        snapshot_tags = [t for s in tag_specifications if s.get("ResourceType") == "snapshot" for t in s.get("Tags", [])]
+        ami = original(self, instance_id, name, description, tag_specifications=image_specs)
+        for tag in snapshot_tags:
+            ami.ebs_snapshot.add_tag(tag["Key"], tag["Value"])
+        return ami
+
+    create_image._awsprac = True  # type: ignore[attr-defined]
+    AmiBackend.create_image = create_image

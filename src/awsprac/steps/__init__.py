@@ -14,11 +14,11 @@ import importlib
 from types import ModuleType
 
 # The order steps are listed in SPEC; the runner orders by REQUIRES, this only breaks ties.
-ORDER = ("vpc", "subnets", "igw")
+ORDER = ("vpc", "subnets", "igw", "nat-iam", "nat", "routes")
 
 
 def load(name: str) -> ModuleType:
-    return importlib.import_module(f"awsprac.steps.{name}")
+    return importlib.import_module(f"awsprac.steps.{name.replace('-', '_')}")
 
 
 def all_steps() -> list[ModuleType]:
