@@ -19,7 +19,7 @@ from proxy import Proxy
 pytestmark = pytest.mark.e2e
 
 # Writes a clean `up` of the stg env makes; test_clean_run_write_count keeps it honest.
-WRITES_IN_A_CLEAN_UP = 8
+WRITES_IN_A_CLEAN_UP = 25
 
 
 def inventory(endpoint: str) -> list[tuple[str, str]]:
@@ -36,6 +36,30 @@ def inventory(endpoint: str) -> list[tuple[str, str]]:
     for i in ec2.describe_internet_gateways()["InternetGateways"]:
         attached = [a["VpcId"] for a in i.get("Attachments", [])]
         names.append(("igw", _name(i) + f" attached={len(attached)}"))
+    default_vpcs = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v.get("IsDefault")}
+    for g in ec2.describe_security_groups()["SecurityGroups"]:
+        if g["GroupName"] != "default":
+            inbound = sorted(r.get("CidrIp") for p in g.get("IpPermissions", []) for r in p.get("IpRanges", []))
+            names.append(("security group", f"{_name(g)} ({g['GroupName']}) in={inbound}"))
+    for r in ec2.describe_instances()["Reservations"]:
+        for i in r["Instances"]:
+            if i["State"]["Name"] not in ("terminated", "shutting-down"):
+                names.append(("instance", f"{_name(i)} {i['State']['Name']} source/dest check={i.get('SourceDestCheck')}"))
+    for t in ec2.describe_route_tables()["RouteTables"]:
+        if t["VpcId"] in default_vpcs:
+            continue
+        main = any(a.get("Main") for a in t.get("Associations", []))
+        subnets = sum(1 for a in t.get("Associations", []) if a.get("SubnetId"))
+        default = any(r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in t.get("Routes", []))
+        names.append(("route table", f"{_name(t)} main={main} subnets={subnets} default route={default}"))
+    for kind, items in (("elastic IP", ec2.describe_addresses()["Addresses"]), ("NAT gateway", ec2.describe_nat_gateways()["NatGateways"])):
+        names += [(kind, _name(x)) for x in items if x.get("State") not in ("deleted", "deleting")]
+    iam = boto3.client("iam", region_name="ap-northeast-1", endpoint_url=endpoint)
+    for role in iam.list_roles()["Roles"]:
+        policies = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]]
+        names.append(("IAM role", f"{role['RoleName']} policies={policies}"))
+    for profile in iam.list_instance_profiles()["InstanceProfiles"]:
+        names.append(("instance profile", f"{profile['InstanceProfileName']} roles={[r['RoleName'] for r in profile['Roles']]}"))
     return sorted(names)
 
 
