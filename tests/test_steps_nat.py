@@ -100,6 +100,11 @@ def answer(parsed, status=200):
     return botocore.awsrequest.AWSResponse("https://aws.invalid", status, {}, None), {**parsed, "ResponseMetadata": {"HTTPStatusCode": status}}
 
 
+@pytest.fixture(autouse=True)
+def instant_waits(clock):
+    """Nothing in this module may really wait: a wrong wait fails fast on the fake clock's budget instead."""
+
+
 # --- building: SPEC section 3, exactly ---
 
 
