@@ -184,6 +184,29 @@ def destroy(env: str, **options) -> None:
     commands.destroy(_app(env), options)
 
 
+@cli.group()
+def nat() -> None:
+    """The NAT instance: bake its AMI so other envs (prd) launch from it."""
+
+
+@nat.command("bake-ami")
+@ENV_OPTION
+@click.option("--share-with", default="", metavar="ACCOUNT", help="Also let this AWS account (the prd account) launch it.")
+@click.option("--no-reboot", is_flag=True, help="Do not reboot the instance first (no egress gap; the image may miss unwritten disk data).")
+@global_options
+def bake_ami(env: str, share_with: str, no_reboot: bool) -> None:
+    """Bake the AMI {project}-nat-instance from the env's NAT instance (8 GiB gp3; reused if it exists).
+
+    Reboots the instance unless --no-reboot (asks first). Then, in envs/prd.toml under [nat]:
+    ami = "{project}-nat-instance" and ami_owner = this account.
+    """
+    from awsprac import config, nat_ami
+
+    if share_with and not config.ACCOUNT.match(share_with):
+        raise click.BadParameter(f"{share_with!r} must be a 12-digit AWS account id", param_hint="--share-with")
+    nat_ami.bake(_app(env), share_with, no_reboot)
+
+
 @cli.command()
 @click.option("--port", default=0, show_default="a free port", help="Port on 127.0.0.1.")
 def sandbox(port: int) -> None:
