@@ -497,13 +497,19 @@ def test_mode_switches_move_the_route_and_remove_what_the_old_mode_left(ctx, mak
     gateway = with_nat(cfg, mode="gateway")
     changes = plan(make_ctx, config=gateway)
     assert [(c.step, c.action, c.kind) for c in changes] == [
-        ("nat-iam", Action.DELETE, "instance profile"), ("nat-iam", Action.DELETE, "IAM role"),
         ("nat", Action.CREATE, "elastic IP"), ("nat", Action.CREATE, "NAT gateway"),
         ("nat", Action.DELETE, "instance"), ("nat", Action.DELETE, "security group"),
+        ("nat", Action.DELETE, "instance profile"), ("nat", Action.DELETE, "IAM role"),
         ("routes", Action.UPDATE, "route table"),
     ]
     assert all("nat.mode is gateway" in c.note for c in changes if c.action is Action.DELETE)
-    up(make_ctx(config=gateway))
+    sent = Sent()
+    up(make_ctx(config=gateway, hooks=[sent.hook]))
+    order = sent.names.index
+    # the new way out first, then the old one; its role only once the instance using it is gone
+    assert order("CreateNatGateway") < order("TerminateInstances") < order("DeleteSecurityGroup")
+    assert order("TerminateInstances") < order("DeleteInstanceProfile") < order("DeleteRole")
+    assert order("CreateNatGateway") < order("ReplaceRoute")
     assert state_of_the_nat(vpc_id) == {"instances": 0, "gateways": 1, "addresses": 1, "groups": 0, "roles": 0}
     assert private_route().startswith("nat-")
     assert plan(make_ctx, config=gateway) == []

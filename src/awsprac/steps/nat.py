@@ -149,6 +149,7 @@ class Observed:
     gateway: lookup.Found | None = None
     image: Image | None = None
     baked: lookup.Found | None = None  # the AMI `awsprac nat bake-ami` made
+    iam: nat_iam.Observed | None = None  # in another mode: the instance mode's role and profile, to remove
 
     @property
     def ready(self) -> bool:
@@ -212,7 +213,9 @@ def observe(ctx: Context) -> Observed:
         instance = lookup.find_by_names(ec2, NAT_INSTANCE, [n.instance], vpc_id).get(n.instance)
         addresses = lookup.find_by_names(ec2, lookup.ELASTIC_IP, [n.instance_address, n.gateway_address])
         gateway = lookup.find_by_names(ec2, lookup.NAT_GATEWAY, [n.gateway], vpc_id).get(n.gateway)
-    return Observed(cfg.nat.mode, vpc_id, sg, rules, instance, addresses, gateway, image, baked)
+    # Seen here too (not only by step nat-iam): removed after the instance, and checked again after apply.
+    iam = nat_iam.observe(ctx) if cfg.nat.mode != "instance" else None
+    return Observed(cfg.nat.mode, vpc_id, sg, rules, instance, addresses, gateway, image, baked, iam)
 
 
 def find_security_group(ec2, name: str, vpc_id: str) -> lookup.Found | None:
@@ -468,6 +471,10 @@ def _leftovers(ctx: Context, want: list, have: Observed) -> list[Change]:
         elif costs:
             changes.append(Change(NAME, Action.REPORT, found.kind, found.name, found.id,
                                   note=f"{why}, but this one is not tagged {tags.ENV_KEY}={ctx.cfg.env}: left alone (it may still cost money)"))
+    if have.iam is not None:
+        # The instance mode's role and profile, after the instance that uses them (a hand-made one stays).
+        changes += [Change(NAME, c.action, c.kind, c.name, c.id, note=f"{why}: no longer needed")
+                    for c in nat_iam.teardown(ctx, have.iam) if c.action is Action.DELETE]
     return changes
 
 
@@ -499,6 +506,8 @@ def apply(ctx: Context, change: Change) -> None:
             _apply_gateway(ctx, change)
         elif change.kind == AMI:
             deregister_ami(ctx, change.id)
+        elif change.kind in (nat_iam.ROLE, nat_iam.PROFILE):
+            nat_iam.apply(ctx, change)
 
 
 def _apply_security_group(ctx: Context, change: Change) -> None:

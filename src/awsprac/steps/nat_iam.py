@@ -133,9 +133,8 @@ def _listed(value) -> list[str]:
 
 def diff(ctx: Context, want: list, have: Observed) -> list[Change]:
     if not want:
-        # Another NAT mode: what this env owns of the instance mode's IAM goes (a hand-made one stays).
-        note = f"nat.mode is {ctx.cfg.nat.mode}: the NAT instance's role is no longer needed"
-        return [Change(c.step, c.action, c.kind, c.name, c.id, note=note) for c in teardown(ctx, have) if c.action is Action.DELETE]
+        # Another NAT mode: the step nat removes this env's role and profile, once the instance using them is gone.
+        return []
     role_spec, profile_spec = want
     changes = []
     if have.role is None:
