@@ -9,7 +9,7 @@ import boto3
 import botocore.awsrequest
 import pytest
 
-from awsprac import runner, tags, tokens
+from awsprac import runner, tags
 from awsprac.errors import AmbiguousResource, UsageError
 from awsprac.plan import Action
 
@@ -286,8 +286,16 @@ def test_a_token_whose_instance_was_terminated_is_not_reused(make_ctx):
     assert len(live_instances()) == 1
 
 
-def test_tokens_differ_per_vpc_and_after_a_terminated_nat():
-    assert tokens.client_token("nat-instance", "vpc-1", NAT) != tokens.client_token("nat-instance", "vpc-2", NAT)
+def test_destroy_then_up_launches_with_a_new_token(make_ctx):
+    """AWS keeps a token >= 24 h after its instance is gone: a rebuilt env (new VPC) must not reuse it."""
+    sent = Sent()
+    up(make_ctx(hooks=[sent.hook]))
+    ctx = make_ctx()
+    steps = runner.resolve(None)
+    assert runner.destroy(ctx, steps, runner.teardown_plan(ctx, steps)).ok
+    up(make_ctx(hooks=[sent.hook]))
+    first, second = [p["ClientToken"] for p in sent.of("RunInstances")]
+    assert first != second
 
 
 def test_a_terminated_nat_is_replaced_with_a_new_token_and_the_route_follows(ctx, make_ctx):
