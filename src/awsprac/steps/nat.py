@@ -387,8 +387,8 @@ def _diff_instance(ctx: Context, spec: InstanceSpec, have: Observed) -> list[Cha
                         f"the private subnets have no way out while it is stopped: start it (`aws ec2 start-instances --instance-ids {instance.id}`)"))
     if image is not None and image.id and raw.get("ImageId") != image.id:
         reports.append(((FieldDiff("ami", raw.get("ImageId"), image.id),),
-                        f"{image.source} is newer than the running NAT's; it is kept (replacing it cuts the private subnets' "
-                        "egress): to move, terminate the instance, then `awsprac up` builds a new one and moves the route"))
+                        f"the NAT would launch today from {image.source}, not from the image it runs; it is kept (replacing it "
+                        "cuts the private subnets' egress): to move, terminate the instance, then `awsprac up` builds a new one and moves the route"))
     elif image is not None and image.problem:
         reports.append(((), image.problem))
     fixed = [FieldDiff(label, current, wanted) for label, current, wanted in (
@@ -450,8 +450,9 @@ def _diff_gateway(ctx: Context, spec: GatewaySpec, have: Observed) -> list[Chang
     fixed = [FieldDiff(label, current, wanted) for label, current, wanted in (
         ("subnet", _subnet_name(ctx, gateway.raw.get("SubnetId")), spec.subnet),
         ("connectivity", gateway.raw.get("ConnectivityType", "public"), "public"),
-        ("elastic IP", ", ".join(a for a in allocations if a) or None, address.id if address else spec.address),
-    ) if current != wanted and not (label == "elastic IP" and address is not None and address.id in allocations)]
+    ) if current != wanted]
+    if address is not None and address.id not in allocations:
+        fixed.append(FieldDiff("elastic IP", ", ".join(a for a in allocations if a) or None, f"{spec.address} ({address.id})"))
     if fixed:
         changes.append(Change(NAME, Action.REPORT, GATEWAY, spec.name, gateway.id, tuple(fixed),
                               note="a NAT gateway's subnet and address cannot change: delete it, then `awsprac up` makes a new one"))
@@ -461,11 +462,12 @@ def _diff_gateway(ctx: Context, spec: GatewaySpec, have: Observed) -> list[Chang
 def _leftovers(ctx: Context, want: list, have: Observed) -> list[Change]:
     """What another mode (or a turned-off elastic_ip) left: this env's goes, anyone else's is shown, not touched."""
     wanted = {(s.kind, s.name) for s in want}
-    why = f"nat.mode is {ctx.cfg.nat.mode}"
+    mode = f"nat.mode is {ctx.cfg.nat.mode}"
     changes = []
     for found, costs in _in_teardown_order(have):
         if (found.kind, found.name) in wanted:
             continue
+        why = "nat.elastic_ip is false" if ctx.cfg.nat.mode == "instance" and found.kind == ADDRESS else mode
         if ctx.owns(found):
             changes.append(Change(NAME, Action.DELETE, found.kind, found.name, found.id, note=f"{why}: no longer needed"))
         elif costs:
@@ -473,7 +475,7 @@ def _leftovers(ctx: Context, want: list, have: Observed) -> list[Change]:
                                   note=f"{why}, but this one is not tagged {tags.ENV_KEY}={ctx.cfg.env}: left alone (it may still cost money)"))
     if have.iam is not None:
         # The instance mode's role and profile, after the instance that uses them (a hand-made one stays).
-        changes += [Change(NAME, c.action, c.kind, c.name, c.id, note=f"{why}: no longer needed")
+        changes += [Change(NAME, c.action, c.kind, c.name, c.id, note=f"{mode}: no longer needed")
                     for c in nat_iam.teardown(ctx, have.iam) if c.action is Action.DELETE]
     return changes
 
