@@ -658,7 +658,7 @@ def profile_not_ready(exc: Exception) -> bool:
     """AWS's answer while a new instance profile is not yet visible to EC2 (seconds, sometimes minutes)."""
     if error_code(exc) != "InvalidParameterValue":
         return False
-    message = exc.response.get("Error", {}).get("Message", "")  # type: ignore[attr-defined]
+    message = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message", "")
     return any(text in message for text in PROFILE_NOT_READY)
 
 
