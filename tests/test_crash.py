@@ -19,7 +19,7 @@ from proxy import Proxy
 pytestmark = pytest.mark.e2e
 
 # Writes a clean `up` of the stg env makes; test_clean_run_write_count keeps it honest.
-WRITES_IN_A_CLEAN_UP = 8
+WRITES_IN_A_CLEAN_UP = 10
 
 
 def inventory(endpoint: str) -> list[tuple[str, str]]:

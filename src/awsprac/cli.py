@@ -185,6 +185,19 @@ def destroy(env: str, **options) -> None:
 
 
 @cli.command()
+@ENV_OPTION
+@global_options
+def unlock(env: str) -> None:
+    """Remove the env's run lock, left by a run that was killed on another machine.
+
+    Runs on this machine that died are noticed and their lock taken over by themselves.
+    """
+    from awsprac import commands
+
+    commands.unlock(_app(env))
+
+
+@cli.command()
 @click.option("--port", default=0, show_default="a free port", help="Port on 127.0.0.1.")
 def sandbox(port: int) -> None:
     """Keep a local AWS emulation running in the foreground, for other terminals to use.
