@@ -116,12 +116,11 @@ def tag_exists(app: App, where: Target, tag: str) -> bool:
     return True
 
 
-def login(app: App) -> str:
+def login(app: App, docker: "Docker | None" = None) -> str:
     """`docker login` to the env's registry with an ECR authorization token (valid 12 hours). Returns the registry."""
     from awsprac.aws import translate
 
-    docker = Docker(app.report)
-    docker.require_daemon()
+    docker = docker or Docker.ready(app.report)
     ecr = app.context().aws.client("ecr")
     with translate("getting", "an ECR authorization token"):
         (data,) = ecr.get_authorization_token()["authorizationData"]
@@ -132,19 +131,17 @@ def login(app: App) -> str:
     return registry
 
 
-def build(app: App, where: Target, src: Source, platform: str) -> str:
+def build(app: App, where: Target, src: Source, platform: str, docker: "Docker | None" = None) -> str:
     ref = where.ref(src.tag)
-    docker = Docker(app.report)
-    docker.require_daemon()
+    docker = docker or Docker.ready(app.report)
     app.report.info(f"building {ref} for {platform} from {src.folder}")
     docker.run(["build", "--platform", platform, "-t", ref, str(src.folder)], f"docker build of {ref}")
     app.report.applied(f"built {ref}")
     return ref
 
 
-def push(app: App, ref: str) -> None:
-    docker = Docker(app.report)
-    docker.require_daemon()
+def push(app: App, ref: str, docker: "Docker | None" = None) -> None:
+    docker = docker or Docker.ready(app.report)
     app.report.info(f"pushing {ref}")
     docker.run(["push", ref], f"docker push of {ref}", hint=f"if docker is not logged in to the registry: `awsprac image login --env {app.cfg.env}`")
     app.report.applied(f"pushed {ref}")
@@ -204,9 +201,10 @@ def release(app: App, folder: Path, platform: str, allow_dirty: bool, record: bo
         if tag_exists(app, where, src.tag):
             app.report.info(f"{ref} is already in the repository: nothing to build or push (tags are immutable)")
         else:
-            login(app)
-            build(app, where, src, platform)
-            push(app, ref)
+            docker = Docker.ready(app.report)
+            login(app, docker)
+            build(app, where, src, platform, docker)
+            push(app, ref, docker)
         if record:
             record_tag(app, src.tag)
         app.report.line(ref)
@@ -263,6 +261,12 @@ class Docker:
         self.exe = shutil.which("docker")
         if self.exe is None:
             raise UsageError("docker is not installed or not on PATH: install Docker (Desktop or Engine), then run again")
+
+    @classmethod
+    def ready(cls, report) -> "Docker":
+        docker = cls(report)
+        docker.require_daemon()
+        return docker
 
     def require_daemon(self) -> None:
         """`docker version` reaches the daemon: a stopped daemon is one clear line before anything else runs."""
