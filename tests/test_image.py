@@ -272,7 +272,17 @@ def test_a_new_commit_moves_the_recorded_tag(capsys, docker, api, repository):
     assert run(capsys, "image", "uri", "--env", "stg")[1] == f"{URI}:{second}\n"
 
 
-def test_bad_sources_are_one_line_exit_2(capsys, docker, tmp_path, repository):
+def test_bad_sources_are_one_line_exit_2_before_anything_reaches_aws(capsys, monkeypatch, docker, tmp_path, repository):
+    from awsprac import aws
+
+    original, sent = aws._botocore_session, []
+
+    def recording():
+        session = original()
+        session.register("before-call.*.*", lambda model, **kw: sent.append(model.name))
+        return session
+
+    monkeypatch.setattr(aws, "_botocore_session", recording)
     plain = tmp_path / "plain"
     plain.mkdir()
     cases = [
@@ -289,7 +299,7 @@ def test_bad_sources_are_one_line_exit_2(capsys, docker, tmp_path, repository):
     for folder, message in cases:
         code, out, err = run(capsys, "image", "release", "--env", "stg", "--dockerfile-dir", str(folder))
         assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
-    assert docker.calls() == []
+    assert docker.calls() == [] and sent == []
 
 
 def test_no_repository_says_which_step_to_run(capsys, docker, api, mocked):

@@ -336,6 +336,23 @@ def test_an_unparsable_config_is_left_for_a_person(capsys, files, mocked):
     assert snapshot(home()) == before
 
 
+def test_import_works_while_direnv_already_exports_the_profile(capsys, monkeypatch, files, mocked):
+    monkeypatch.setenv("AWS_PROFILE", PROFILE)  # .envrc written first, direnv loaded it: the profile does not exist yet
+    code, out, err = run(capsys, "profile", "import", "--env", "stg", "--csv", str(CSV))
+    assert code == 0, err
+    assert files[0].read_bytes() == (CREDENTIALS + NEW_CREDENTIALS).encode()
+
+
+def test_a_missing_aws_profile_is_one_line_exit_2_for_every_command(capsys, monkeypatch, mocked):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")  # environment keys would beat the profile (with a warning)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.setenv(variable, "nope")
+        code, out, err = run(capsys, "plan", "--env", "stg")
+        assert code == 2 and err.startswith(f"error: AWS profile 'nope' (from {variable}) not found in ") and err.count("\n") == 1
+        monkeypatch.delenv(variable)
+
+
 def test_profile_commands_refuse_the_sandbox(capsys, files):
     code, out, err = run(capsys, "profile", "import", "--env", "stg", "--csv", str(CSV), "--sandbox")
     assert code == 2 and err == "error: profile commands edit your real ~/.aws files: they do not run with --sandbox\n"

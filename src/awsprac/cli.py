@@ -196,7 +196,7 @@ def profile() -> None:
     """
 
 
-@profile.command("import")
+@profile.command("import", short_help="Put the key from the console's access-key CSV into the profile.")
 @ENV_OPTION
 @click.option("--csv", "csv_path", required=True, type=click.Path(path_type=Path), metavar="FILE",
               help="The access-key CSV the IAM console downloaded (with or without a User name column).")
@@ -214,7 +214,7 @@ def profile_import(env: str, csv_path: Path, direnv: bool, force: bool) -> None:
     profiles.import_csv(_app(env), csv_path, direnv, force)
 
 
-@profile.command("create-user")
+@profile.command("create-user", short_help="Create the IAM user and its key with admin credentials, into the profile.")
 @ENV_OPTION
 @click.option("--force", is_flag=True, help="Replace a different key already in the profile (a backup is kept).")
 @global_options
@@ -229,7 +229,7 @@ def profile_create_user(env: str, force: bool) -> None:
     profiles.create_user(_app(env), force)
 
 
-@profile.command("check")
+@profile.command("check", short_help="Check the profile: identity, account pin, region.")
 @ENV_OPTION
 @global_options
 def profile_check(env: str) -> None:
@@ -247,6 +247,7 @@ def image() -> None:
     \b
       awsprac image release --env stg --dockerfile-dir ./api [--record-tag]   login, build, push
       awsprac image uri --env stg                                             URI:tag recorded in SSM
+
     The tag is `git rev-parse --short HEAD` of the Dockerfile folder's repository.
     """
 

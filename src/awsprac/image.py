@@ -195,8 +195,8 @@ def recorded_ref(app: App) -> str:
 
 def release(app: App, folder: Path, platform: str, allow_dirty: bool, record: bool) -> None:
     try:
+        src = source(folder, allow_dirty, app.report)  # bad input is refused before anything reaches AWS
         where = target(app)
-        src = source(folder, allow_dirty, app.report)
         ref = where.ref(src.tag)
         if tag_exists(app, where, src.tag):
             app.report.info(f"{ref} is already in the repository: nothing to build or push (tags are immutable)")
@@ -222,8 +222,8 @@ def login_command(app: App) -> None:
 
 def build_command(app: App, folder: Path, platform: str, allow_dirty: bool) -> None:
     try:
-        where = target(app)
-        ref = build(app, where, source(folder, allow_dirty, app.report), platform)
+        src = source(folder, allow_dirty, app.report)
+        ref = build(app, target(app), src, platform)
         app.report.line(ref)
     finally:
         app.close()
@@ -231,8 +231,8 @@ def build_command(app: App, folder: Path, platform: str, allow_dirty: bool) -> N
 
 def push_command(app: App, folder: Path, allow_dirty: bool, record: bool) -> None:
     try:
-        where = target(app)
         src = source(folder, allow_dirty, app.report)
+        where = target(app)
         ref = where.ref(src.tag)
         if tag_exists(app, where, src.tag):
             app.report.info(f"{ref} is already in the repository: nothing to push (tags are immutable)")
