@@ -245,7 +245,7 @@ def test_sub_commands_login_build_push_and_uri(capsys, docker, api, repository):
     assert code == 1 and f"docker push of {ref} failed: An image does not exist locally" in err
     assert run(capsys, "image", "build", "--env", "stg", "--dockerfile-dir", str(api))[0] == 0
     code, out, err = run(capsys, "image", "push", "--env", "stg", "--dockerfile-dir", str(api))
-    assert code == 1 and err.endswith(f"failed: no basic auth credentials (if docker is not logged in to the registry: `awsprac image login --env stg`)\n")
+    assert code == 1 and err.endswith("failed: no basic auth credentials (if docker is not logged in to the registry: `awsprac image login --env stg`)\n")
     code, out, err = run(capsys, "image", "login", "--env", "stg")
     assert code == 0 and f"docker logged in to {REGISTRY}" in err
     login = docker.calls()[-1]

@@ -386,12 +386,10 @@ def test_check_says_what_is_wrong(capsys, tmp_path, files, mocked):
 # --- the step ---
 
 
-def test_step_profile_is_read_only_and_reports_region_drift(capsys, files, mocked, calls, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "400")  # one line per plan row
-    from awsprac import runner
+def test_step_profile_is_read_only_and_reports_region_drift(capsys, files, mocked, calls, monkeypatch, sent):
+    from awsprac import aws, config, runner
     from awsprac.context import Context, Options
     from awsprac.report import Reporter
-    from awsprac import aws, config
 
     cfg = config.load(ENVS, "stg")
     clients, _ = aws.make(None, "", cfg.region)
@@ -400,14 +398,22 @@ def test_step_profile_is_read_only_and_reports_region_drift(capsys, files, mocke
     assert runner.plan(ctx, runner.resolve(["profile"])).changes == []
     assert ctx.observed["profile"].outputs() == {"account_id": "123456789012", "caller_arn": ctx.observed["profile"].arn, "aws_profile": "(environment / default chain)"}
 
-    _, config_file = files
+    # awsprac running with the env's profile, whose region in ~/.aws/config is not the env file's
+    monkeypatch.setenv("COLUMNS", "400")  # one line per plan row
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    creds, config_file = files
+    creds.write_text(CREDENTIALS + NEW_CREDENTIALS)
     config_file.write_text(CONFIG + f"\n[profile {PROFILE}]\nregion = us-east-1\n")
     before = snapshot(home())
     code, out, err = run(capsys, "step", "profile", "--env", "stg", "--yes")
-    assert code == 0
-    flat = " ".join(out.split())  # the plan table folds long cells at the console's width
+    assert code == 0, err
+    flat = " ".join(out.split())
     assert f"! profile AWS CLI profile {PROFILE}" in flat and "region: us-east-1 -> ap-northeast-1" in flat
     assert snapshot(home()) == before and calls.writes == []
+    assert "GetCallerIdentity" in sent and writes(sent) == []
+    code, out, err = run(capsys, "outputs", "--env", "stg", "--json")
+    assert '"aws_profile": "aws-practice-terraform-stg"' in out
 
 
 # --- the installed command, as a person runs it ---

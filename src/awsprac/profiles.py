@@ -148,11 +148,10 @@ def import_csv(app: App, csv_path: Path, direnv: bool, force: bool) -> None:
         edits.append(envrc)
     # The key itself must work, in the right account, before it is stored anywhere.
     identity = _identity_of_key(app, key, csv_path)
-    written = inifiles.write_all(edits)
+    _say_written(app, profile, inifiles.write_all(edits))
     resolved = identity_of_profile(app, profile)
     if resolved != identity:
         raise AwspracError(f"profile {profile} resolves to {resolved.arn}, not to the imported key's {identity.arn}: check {files.credentials} and {files.config}")
-    _say_written(app, profile, written)
     for warning in warnings:
         report.warn(warning)
     if direnv:

@@ -4,8 +4,9 @@ Read-only on purpose. The CLI user and its key are made by `awsprac profile crea
 `awsprac profile import`, which need administrator credentials or a downloaded CSV: neither fits
 an unattended `up`, and `destroy` must never delete the credentials it runs with. By the time any
 step runs, the account guard has passed (sts get-caller-identity against the env's pin); this step
-records that identity for `outputs` and reports, as drift, an env profile whose region differs from
-the env file's (`awsprac profile import` repairs it). It manages no AWS resource, so it lists none.
+records that identity for `outputs` and, when awsprac runs with the env's profile, reports as drift a
+region in ~/.aws/config that differs from the env file's (`awsprac profile import` repairs it). It
+manages no AWS resource, so it lists none: plan, status and the resource counts are unchanged by it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Observed:
     account: str
     arn: str
     using: str | None  # the profile the clients use; None: environment keys or the default chain
-    env_profile_region: str | None  # region of the env's profile in ~/.aws/config, when that profile exists
+    env_profile_region: str | None  # region of the env's profile in ~/.aws/config, when awsprac runs with it
     env_profile_exists: bool = False
 
     @property
@@ -50,10 +51,13 @@ def observe(ctx: Context) -> Observed:
 
     with translate("checking", "the caller identity (sts get-caller-identity)"):
         who = ctx.aws.client("sts").get_caller_identity()
-    name = ctx.cfg.profile_name
-    session = botocore.session.Session()
-    exists = name in session.available_profiles
-    region = session.full_config.get("profiles", {}).get(name, {}).get("region") if exists else None
+    name, region, exists = ctx.cfg.profile_name, None, False
+    if ctx.aws.profile == name:
+        # Only the env's profile in use is checked: with environment keys (CI, --sandbox) or another
+        # profile, what the files say about this one does not describe this run.
+        session = botocore.session.Session()
+        exists = name in session.available_profiles
+        region = session.full_config.get("profiles", {}).get(name, {}).get("region")
     return Observed(who["Account"], who["Arn"], ctx.aws.profile, region, exists)
 
 
