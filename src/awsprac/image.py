@@ -20,7 +20,6 @@ from pathlib import Path
 from awsprac.app import App
 from awsprac.errors import AwspracError, MissingPrerequisite, UsageError
 
-DEFAULT_PLATFORM = "linux/amd64"
 DAEMON_DOWN = ("Cannot connect to the Docker daemon", "Is the docker daemon running", "error during connect")
 
 
@@ -61,7 +60,10 @@ def source(folder: Path, allow_dirty: bool, report) -> Source:
         raise UsageError("git is not installed or not on PATH: the image tag is the commit hash (`git rev-parse --short HEAD`)")
     inside = _git(folder, "rev-parse", "--is-inside-work-tree")
     if inside.returncode != 0:
-        raise UsageError(f"{folder} is not in a git repository: the image tag is its commit hash (`git rev-parse --short HEAD`)")
+        raise UsageError(
+            f"{folder} is not in a git repository ({_last_line(inside.stderr) or 'git rev-parse failed'}): "
+            "the image tag is its commit hash (`git rev-parse --short HEAD`)"
+        )
     head = _git(folder, "rev-parse", "--short", "HEAD")
     if head.returncode != 0:
         raise UsageError(f"{folder}: its git repository has no commit yet: commit, then run again (the image tag is the commit hash)")
