@@ -9,6 +9,7 @@ from awsprac.plan import Action
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
+NETWORK = ["vpc", "subnets", "igw"]  # the steps of SPEC section 2; other steps have their own tests
 
 
 def ec2():
@@ -33,7 +34,7 @@ def by_name(items):
 
 
 def test_up_builds_spec_section_2_exactly(ctx):
-    planned = up(ctx)
+    planned = up(ctx, NETWORK)
     assert [(c.action, c.kind, c.name) for c in planned.changes] == [
         (Action.CREATE, "vpc", "aws-practice-stg"),
         (Action.CREATE, "subnet", "public-subnet-1a-stg"),
@@ -173,16 +174,16 @@ def test_step_with_a_missing_prerequisite_says_which_to_run_first(ctx):
 
 
 def test_teardown_deletes_in_reverse_order_and_only_what_is_owned(ctx, make_ctx):
-    up(ctx)
+    up(ctx, NETWORK)
     client = ec2()
     vpc_id = ctx.observed["vpc"].id
     # A person's own subnet in our VPC, and a foreign VPC that merely looks like ours.
     foreign_vpc = client.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "aws-practice-stg-copy"}]}])["Vpc"]["VpcId"]
     sent = []
     ctx2 = make_ctx(hooks=[("before-call.ec2.*", lambda model, **kw: sent.append(model.name))])
-    planned = runner.teardown_plan(ctx2, runner.resolve(None))
+    planned = runner.teardown_plan(ctx2, runner.resolve(NETWORK))
     assert [(c.action, c.kind) for c in planned.changes] == [(Action.DELETE, "internet gateway")] + [(Action.DELETE, "subnet")] * 4 + [(Action.DELETE, "vpc")]
-    assert runner.destroy(ctx2, runner.resolve(None), planned).ok
+    assert runner.destroy(ctx2, runner.resolve(NETWORK), planned).ok
     writes = [n for n in sent if not n.startswith("Describe")]
     # subnets and the gateway go independently, the gateway detached before its delete; the VPC last
     assert sorted(writes[:-1]) == ["DeleteInternetGateway"] + ["DeleteSubnet"] * 4 + ["DetachInternetGateway"]

@@ -73,7 +73,10 @@ _shared_loader = None
 def _botocore_session() -> botocore.session.Session:
     """A new session sharing one model loader: service models (EC2's is megabytes of JSON) load once per process."""
     global _shared_loader
-    session = botocore.session.get_session()
+    # The profile is chosen by resolve_profile and passed explicitly; botocore must not read AWS_PROFILE
+    # itself: a profile that does not exist yet (`awsprac profile import` with direnv's AWS_PROFILE) would
+    # break even loading the service models, before awsprac can say what is wrong.
+    session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     if _shared_loader is None:
         _shared_loader = session.get_component("data_loader")
     else:
@@ -85,8 +88,9 @@ def resolve_profile(cli_profile: str | None, env_profile: str) -> tuple[str | No
     """The profile to use (None: the default credential chain) and where that choice came from."""
     if cli_profile:
         return cli_profile, "--profile"
-    if os.environ.get("AWS_PROFILE"):
-        return os.environ["AWS_PROFILE"], "AWS_PROFILE"
+    for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):  # the SDKs' own variables, read here only
+        if os.environ.get(variable):
+            return os.environ[variable], variable
     if env_profile and env_profile in botocore.session.Session().available_profiles:
         return env_profile, "the env file"
     return None, "the default credential chain"

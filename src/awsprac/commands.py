@@ -97,7 +97,11 @@ def destroy(app: App, options: dict | None = None) -> None:
         planned = runner.teardown_plan(ctx, steps)
         app.report.plan(planned, f"Destroy plan for {app.title}")
         if not planned.actionable:
-            app.report.info(f"nothing owned by env {app.cfg.env} is left to delete")
+            left = len(planned.changes)
+            if left:
+                app.report.info(f"nothing to delete: {left} resource(s) left alone, as the plan above says why")
+            else:
+                app.report.info(f"nothing owned by env {app.cfg.env} is left to delete")
             return
         if not (app.settings.yes or app.settings.sandbox):
             typed = _ask(f"Type the env name ({app.cfg.env}) to delete these {len(planned.actionable)} resource(s)")
