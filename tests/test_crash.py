@@ -19,7 +19,7 @@ from proxy import Proxy
 pytestmark = pytest.mark.e2e
 
 # Writes a clean `up` of the stg env makes; test_clean_run_write_count keeps it honest.
-WRITES_IN_A_CLEAN_UP = 10
+WRITES_IN_A_CLEAN_UP = 12
 
 
 def inventory(endpoint: str) -> list[tuple[str, str]]:
@@ -36,6 +36,13 @@ def inventory(endpoint: str) -> list[tuple[str, str]]:
     for i in ec2.describe_internet_gateways()["InternetGateways"]:
         attached = [a["VpcId"] for a in i.get("Attachments", [])]
         names.append(("igw", _name(i) + f" attached={len(attached)}"))
+    ecr = boto3.client("ecr", region_name="ap-northeast-1", endpoint_url=endpoint)
+    for repo in ecr.describe_repositories()["repositories"]:
+        try:
+            policy = bool(ecr.get_lifecycle_policy(repositoryName=repo["repositoryName"]))
+        except ecr.exceptions.LifecyclePolicyNotFoundException:
+            policy = False
+        names.append(("ecr", f"{repo['repositoryName']} lifecycle={policy}"))
     return sorted(names)
 
 
