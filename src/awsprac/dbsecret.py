@@ -190,28 +190,45 @@ def put(ctx: Context, state: SecretState, values: dict[str, Any], password: Pass
         client(ctx).put_secret_value(SecretId=state.arn, SecretString=secret_string(values, password), ClientRequestToken=token)
 
 
+class _NameNotFreeYet(Exception):
+    """The name is taken, yet no secret by that name is listed: a forced delete still finishing."""
+
+
+NAME_FREE_WAIT = 60  # AWS finishes a forced delete in the background, within seconds
+
+
 def create(ctx: Context, values: dict[str, Any], password: Password, description: str) -> SecretState:
     """Create the secret; if its name turns out taken (a retried create, or a secret scheduled for
     deletion), the existing one is restored and returned instead, unchanged."""
-    from awsprac import tags
+    from awsprac import tags, waiting
 
     name = secret_name(ctx.cfg)
     sm = client(ctx)
     token = tokens.client_token("secret", ctx.cfg.project, ctx.cfg.env, name)
+
+    def attempt() -> SecretState | None:
+        try:
+            with translate("creating", f"secret {name}"):
+                sm.create_secret(
+                    Name=name, Description=description, SecretString=secret_string(values, password),
+                    ClientRequestToken=token, Tags=tags.as_list(ctx.tags(name)),
+                )
+        except AwspracError as exc:
+            if getattr(exc, "code", "") not in NAME_TAKEN_CODES:
+                raise
+            existing = find(ctx)
+            if existing is None:
+                raise _NameNotFreeYet(str(exc)) from None
+            ctx.report.debug(f"secret {name} exists already ({existing.found.state}): using it")
+            return restore(ctx, existing) if existing.pending_deletion else existing
+        return None
+
     try:
-        with translate("creating", f"secret {name}"):
-            sm.create_secret(
-                Name=name, Description=description, SecretString=secret_string(values, password),
-                ClientRequestToken=token, Tags=tags.as_list(ctx.tags(name)),
-            )
-    except AwspracError as exc:
-        if getattr(exc, "code", "") not in NAME_TAKEN_CODES:
-            raise
-        existing = find(ctx)
-        if existing is None:
-            raise
-        ctx.report.debug(f"secret {name} exists already ({existing.found.state}): using it")
-        return restore(ctx, existing) if existing.pending_deletion else existing
+        existing = waiting.retry_on(lambda e: isinstance(e, _NameNotFreeYet), attempt, NAME_FREE_WAIT, ctx.report, f"creating secret {name}")
+    except _NameNotFreeYet as exc:
+        raise AwspracError(f"{exc}; run the same command again in a minute") from None
+    if existing is not None:
+        return existing
     state = find(ctx)
     if state is None:
         raise AwspracError(f"secret {name} was created but cannot be found: run the same command again")
