@@ -198,6 +198,28 @@ def test_in_place_drift_is_planned_and_applied_at_once_in_stg(ctx, make_ctx):
     assert plan(make_ctx()).changes == []
 
 
+def test_an_immediate_modify_is_waited_for_until_aws_shows_the_new_values(ctx, make_ctx, clock):
+    up(ctx)
+    client("rds").modify_db_instance(DBInstanceIdentifier=DB, DBInstanceClass="db.t4g.small", ApplyImmediately=True)
+    after = DescribeDb(
+        # AWS right after the call: still `available`, old class, the new one pending; then `modifying`
+        {"DBInstanceClass": "db.t4g.small", "PendingModifiedValues": {"DBInstanceClass": "db.t4g.micro"}},
+        {"DBInstanceStatus": "modifying", "DBInstanceClass": "db.t4g.small", "PendingModifiedValues": {"DBInstanceClass": "db.t4g.micro"}},
+        {"DBInstanceStatus": "modifying"},
+    )
+    armed = {"on": False}
+
+    def describe_after_modify(model, **kwargs):
+        if model.name == "ModifyDBInstance":
+            armed["on"] = True
+        elif armed["on"]:
+            return after(model=model, **kwargs)
+
+    up(make_ctx(hooks=[("before-call.rds.*", describe_after_modify)]))
+    assert after.seen == ["available", "modifying", "modifying"] and clock.pauses == [15.0, 15.0, 15.0]
+    assert db()["DBInstanceClass"] == "db.t4g.micro"
+
+
 def test_prd_drift_waits_for_the_maintenance_window_unless_apply_immediately(make_ctx, prd):
     up(make_ctx(config=prd))
     client("rds").modify_db_instance(DBInstanceIdentifier="aws-practice-prd", BackupRetentionPeriod=5, ApplyImmediately=True)
@@ -497,3 +519,8 @@ def test_deleting_what_is_already_gone_is_success(ctx, make_ctx):
     client("rds").delete_db_instance(DBInstanceIdentifier=DB, SkipFinalSnapshot=True)
     client("rds").delete_db_parameter_group(DBParameterGroupName="aws-practice-db-parameter-group-stg")
     assert runner.destroy(ctx2, steps, planned).ok
+
+
+def test_env_files_apply_drift_now_in_stg_and_at_the_window_in_prd(cfg, prd):
+    assert cfg.database.apply_immediately is True and cfg.database.deletion_protection is False
+    assert prd.database.apply_immediately is False and prd.database.deletion_protection is True

@@ -718,23 +718,24 @@ def _update_db(ctx: Context, spec: DbSpec) -> None:
             now = _apply_now(ctx)
             rds.modify_db_instance(DBInstanceIdentifier=spec.name, ApplyImmediately=now, **modify)
             ctx.report.info(f"DB instance {spec.name}: {', '.join(s.label for s in settings)} {_when(ctx, db)}")
-            if now:
-                db = _wait_modified(ctx, spec, sg_id)
+            # Even when deferred, some settings (backup window, deletion protection, ...) apply at once, in the background.
+            db = _wait_modified(ctx, spec, sg_id, count_pending=not now)
     if db.get("DBInstanceStatus") not in USABLE and db.get("DBInstanceStatus") not in STOPPED:
         db = wait_for_db(ctx, spec.name, USABLE, "becoming available")
     write_host(ctx, spec, db)
 
 
-def _wait_modified(ctx: Context, spec: DbSpec, sg_id: str) -> dict:
-    """After an immediate modify: until AWS shows the new values, nothing pending, and the instance usable.
-    (Right after the call AWS may still say `available` with the old values: the values are what count.)"""
+def _wait_modified(ctx: Context, spec: DbSpec, sg_id: str, count_pending: bool) -> dict:
+    """After a modify: until AWS shows the new values (or, when deferred, has them queued for the window)
+    and the instance is usable. Right after the call AWS may still say `available` with the old values:
+    the values are what count, not the status."""
     latest: dict = {}
 
     def check() -> tuple[bool, str]:
         db = _describe_or_fail(ctx, spec.name)
         latest["db"] = db
         status = db.get("DBInstanceStatus", "")
-        left = drift(ctx, db, sg_id, count_pending=False)
+        left = drift(ctx, db, sg_id, count_pending=count_pending)
         return status in USABLE and not left, status if not left else f"{status}, applying {', '.join(s.label for s in left)}"
 
     waiting.wait_for(ctx.report, f"DB instance {spec.name} applying changes", check, timeout=DB_WAIT, interval=POLL)
