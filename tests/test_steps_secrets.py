@@ -8,7 +8,7 @@ import pytest
 from awsprac import dbsecret, runner, tags, tokens
 from awsprac.plan import Action
 
-from db_helpers import DB, OWNED, SECRET, Fail, Recorder, client, db, destroy, ok, plan, secret_value, up
+from db_helpers import OWNED, SECRET, Fail, Recorder, client, db, destroy, ok, plan, secret_value, up
 
 
 def versions() -> int:

@@ -22,7 +22,7 @@ def reset_password(app: App) -> None:
         ctx = app.context()
         cfg = ctx.cfg
         name = rds.db_name(cfg)
-        db = rds.find_db(ctx)
+        db = rds.find(ctx)
         if db is None:
             raise UsageError(
                 f"there is no DB instance {name} in env {cfg.env}, so no password to reset: "

@@ -17,11 +17,7 @@ instance itself, with every setting of SPEC section 5.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
-
 import botocore.exceptions
-import botocore.parsers
 
 from awsprac import dbsecret, lookup, tags, waiting
 from awsprac.aws import error_code, is_not_found, translate
@@ -30,32 +26,19 @@ from awsprac.context import Context
 from awsprac.errors import AwspracError
 from awsprac.lookup import Found
 from awsprac.plan import Action, Change, FieldDiff
+from awsprac.rdsinstance import (
+    BROKEN, DB_WAIT, DELETABLE, MODIFIABLE, POLL, STOPPED, USABLE, DbSpec, EngineDefault,
+    create_fields, create_params, drift, engine_default, find_db, snapshot_id, unfixable, wait_for_db, wait_modified,
+)
+from awsprac.rdsinstance import client as rds_client
 from awsprac.reconcile import applying, delete_change, gone_is_fine, retag, update
 
 NAME = "rds"
 REQUIRES = ("vpc", "subnets", "secrets")
 
 DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; SPEC keeps it
-DB_WAIT = 45 * 60  # creation takes 5-17 minutes on AWS, deletion about as long: a generous budget
-POLL = 15.0
 GROUP_DELETE_WAIT = 5 * 60  # a subnet/parameter group stays "in use" briefly after its instance is gone
 SG_DELETE_WAIT = 20 * 60  # the instance's network interfaces linger for minutes and hold the group
-
-USABLE = frozenset({"available", "backing-up", "storage-optimization"})  # has an endpoint, takes connections
-MODIFIABLE = frozenset({"available", "storage-optimization"})
-STOPPED = frozenset({"stopped", "stopping"})
-DELETABLE = USABLE | {"stopped"}
-BROKEN = frozenset({
-    "failed", "incompatible-network", "incompatible-option-group", "incompatible-parameters",
-    "incompatible-restore", "incompatible-credentials", "inaccessible-encryption-credentials",
-    "inaccessible-encryption-credentials-recoverable", "restore-error", "storage-full", "insufficient-capacity",
-})
-# Any other status (creating, modifying, rebooting, starting, upgrading, configuring-*, ...) is a
-# transition: wait for it to end.
-
-# Errors that mean "the API is not there": an emulation (moto) without DescribeDBEngineVersions.
-ENGINE_LOOKUP_UNAVAILABLE = ("InvalidAction", "NotImplemented", "InternalFailure")
-
 
 @dataclass(frozen=True)
 class SgSpec:
@@ -77,23 +60,6 @@ class ParameterGroupSpec:
     name: str
     description: str = DESCRIPTION
     kind: str = "DB parameter group"
-
-
-@dataclass(frozen=True)
-class DbSpec:
-    name: str
-    sg: str
-    subnet_group: str
-    parameter_group: str
-    secret: str
-    kind: str = "DB instance"
-
-
-@dataclass(frozen=True)
-class EngineDefault:
-    version: str  # what CreateDBInstance is sent
-    family: str  # DBParameterGroupFamily
-    source: str  # where it came from, for the plan
 
 
 @dataclass(frozen=True)
@@ -128,6 +94,11 @@ def db_name(cfg: EnvConfig) -> str:
     return cfg.name("{project}-{env}")
 
 
+def find(ctx: Context) -> dict | None:
+    """This env's instance, as AWS describes it, or None."""
+    return find_db(ctx, db_name(ctx.cfg))
+
+
 def desired(cfg: EnvConfig) -> list:
     from awsprac.steps import subnets
 
@@ -140,23 +111,6 @@ def desired(cfg: EnvConfig) -> list:
 
 
 # --- looking things up (read-only) ---
-
-
-def rds_client(ctx: Context):
-    return ctx.aws.client("rds")
-
-
-def find_db(ctx: Context, name: str | None = None) -> dict | None:
-    """The instance's description, or None when there is none."""
-    name = name or db_name(ctx.cfg)
-    with translate("looking up", f"DB instance {name}"):
-        try:
-            items = rds_client(ctx).describe_db_instances(DBInstanceIdentifier=name)["DBInstances"]
-        except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-    return items[0] if items else None
 
 
 def _rds_tags(ctx: Context, arn: str) -> dict[str, str]:
@@ -200,36 +154,6 @@ def _find_sg(ctx: Context, name: str, vpc_id: str | None) -> Found | None:
         return None
     item = items[0]
     return Found(lookup.SECURITY_GROUP.kind, name, item["GroupId"], "", tags.as_dict(item.get("Tags")), item)
-
-
-def engine_default(ctx: Context) -> EngineDefault:
-    """AWS's default version of the configured major, and its parameter group family."""
-    db = ctx.cfg.database
-    try:
-        with translate("looking up", f"the default {db.engine} {db.engine_major} version"):
-            versions = rds_client(ctx).describe_db_engine_versions(
-                Engine=db.engine, EngineVersion=db.engine_major, DefaultOnly=True,
-            )["DBEngineVersions"]
-    except (NotImplementedError, botocore.parsers.ResponseParserError) as exc:
-        return _engine_fallback(ctx, type(exc).__name__)
-    except AwspracError as exc:
-        if getattr(exc, "code", "") not in ENGINE_LOOKUP_UNAVAILABLE:
-            raise
-        return _engine_fallback(ctx, exc.code)
-    if not versions:
-        raise AwspracError(
-            f"AWS offers no {db.engine} {db.engine_major} version in {ctx.cfg.region}: "
-            f"set database.engine_major in {ctx.cfg.path} to a major version it offers"
-        )
-    v = versions[0]
-    return EngineDefault(v["EngineVersion"], v["DBParameterGroupFamily"], "AWS's default minor")
-
-
-def _engine_fallback(ctx: Context, why: str) -> EngineDefault:
-    # Sending the major alone lets RDS pick its default minor; PostgreSQL's families are postgres<major>.
-    db = ctx.cfg.database
-    ctx.report.debug(f"DescribeDBEngineVersions unavailable here ({why}): sending engine version {db.engine_major}, family {db.engine}{db.engine_major}")
-    return EngineDefault(db.engine_major, f"{db.engine}{db.engine_major}", "major only: RDS picks the default minor")
 
 
 def observe(ctx: Context) -> Observed:
@@ -346,122 +270,6 @@ def _parameter_group_changes(ctx: Context, spec: ParameterGroupSpec, group: Foun
     return changes + update(ctx, NAME, group, [], spec)
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One in-place-modifiable instance setting: where AWS shows it, how ModifyDBInstance takes it."""
-
-    label: str
-    current: Any
-    wanted: Any
-    modify: dict
-    pending_key: str = ""  # its PendingModifiedValues key, when AWS can defer it to the window
-
-
-def _major(version: str) -> str:
-    return version.split(".")[0]
-
-
-def _settings(ctx: Context, db: dict, sg_id: str | None) -> list[Setting]:
-    """Every modifiable setting SPEC fixes, against what AWS returned. A setting missing from AWS's
-    answer is not compared (moto omits Performance Insights): it could never converge."""
-    c, spec = ctx.cfg.database, desired(ctx.cfg)[3]
-    out: list[Setting] = []
-
-    def add(label: str, key: str, wanted: Any, modify: dict, pending_key: str = "") -> None:
-        if key in db:
-            out.append(Setting(label, db[key], wanted, modify, pending_key))
-
-    add("instance class", "DBInstanceClass", c.instance_class, {"DBInstanceClass": c.instance_class}, "DBInstanceClass")
-    add("storage type", "StorageType", c.storage_type, {"StorageType": c.storage_type}, "StorageType")
-    add("multi-AZ", "MultiAZ", c.multi_az, {"MultiAZ": c.multi_az}, "MultiAZ")
-    add("publicly accessible", "PubliclyAccessible", c.publicly_accessible, {"PubliclyAccessible": c.publicly_accessible})
-    add("backup retention days", "BackupRetentionPeriod", c.backup_retention_days, {"BackupRetentionPeriod": c.backup_retention_days}, "BackupRetentionPeriod")
-    add("backup window", "PreferredBackupWindow", c.backup_window, {"PreferredBackupWindow": c.backup_window})
-    add("copy tags to snapshots", "CopyTagsToSnapshot", c.copy_tags_to_snapshot, {"CopyTagsToSnapshot": c.copy_tags_to_snapshot})
-    add("auto minor version upgrade", "AutoMinorVersionUpgrade", c.auto_minor_version_upgrade, {"AutoMinorVersionUpgrade": c.auto_minor_version_upgrade})
-    add("deletion protection", "DeletionProtection", c.deletion_protection, {"DeletionProtection": c.deletion_protection})
-    add("IAM database auth", "IAMDatabaseAuthenticationEnabled", False, {"EnableIAMDatabaseAuthentication": False}, "IAMDatabaseAuthenticationEnabled")
-    add("enhanced monitoring interval", "MonitoringInterval", 0, {"MonitoringInterval": 0})
-    # Storage grows, never shrinks; with autoscaling on, growth beyond the setting is AWS's doing, not drift.
-    allocated = db.get("AllocatedStorage")
-    if allocated is not None and allocated < c.allocated_storage:
-        out.append(Setting("allocated storage GiB", allocated, c.allocated_storage, {"AllocatedStorage": c.allocated_storage}, "AllocatedStorage"))
-    max_wanted = c.max_allocated_storage or None
-    if db.get("MaxAllocatedStorage") != max_wanted:  # absent means autoscaling off
-        # Autoscaling goes off when the maximum is set to the allocated size.
-        out.append(Setting("storage autoscaling max GiB", db.get("MaxAllocatedStorage"), max_wanted,
-                           {"MaxAllocatedStorage": max_wanted or allocated or c.allocated_storage}))
-    port = (db.get("Endpoint") or {}).get("Port")
-    if port is not None:  # DbInstancePort is 0 for many engines on AWS; the endpoint's port is the truth
-        out.append(Setting("port", port, c.port, {"DBPortNumber": c.port}, "Port"))
-    if "EnabledCloudwatchLogsExports" in db:
-        exports = sorted(db.get("EnabledCloudwatchLogsExports") or [])
-        out.append(Setting("log exports", ", ".join(exports) or None, None,
-                           {"CloudwatchLogsExportConfiguration": {"DisableLogTypes": exports}}, "PendingCloudwatchLogsExports"))
-    if "PerformanceInsightsEnabled" in db:
-        pi_on = bool(db["PerformanceInsightsEnabled"])
-        pi_modify: dict = {"EnablePerformanceInsights": c.performance_insights}
-        if c.performance_insights:
-            pi_modify["PerformanceInsightsRetentionPeriod"] = c.performance_insights_retention_days
-        out.append(Setting("performance insights", pi_on, c.performance_insights, pi_modify))
-        if pi_on and c.performance_insights and "PerformanceInsightsRetentionPeriod" in db:
-            out.append(Setting("performance insights retention days", db["PerformanceInsightsRetentionPeriod"],
-                               c.performance_insights_retention_days, pi_modify))
-    groups = sorted(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", []) if g.get("Status") not in ("removing", "inactive"))
-    out.append(Setting("security groups", ", ".join(groups) or None, sg_id or f"(new {spec.sg})", {"VpcSecurityGroupIds": [sg_id]}))
-    pgs = [g.get("DBParameterGroupName") for g in db.get("DBParameterGroups", [])]
-    out.append(Setting("parameter group", ", ".join(pgs) or None, spec.parameter_group, {"DBParameterGroupName": spec.parameter_group}))
-    return out
-
-
-def drift(ctx: Context, db: dict, sg_id: str | None, count_pending: bool = True) -> list[Setting]:
-    """The settings that differ. With count_pending, a value AWS has queued for the maintenance window
-    counts as done; without, a queued value is still to come (after an immediate modify)."""
-    pending = db.get("PendingModifiedValues") or {}
-    result = []
-    for s in _settings(ctx, db, sg_id):
-        if s.pending_key and s.pending_key in pending:
-            if not count_pending:
-                result.append(s)
-                continue
-            if s.pending_key == "PendingCloudwatchLogsExports":
-                continue  # log types on their way: awsprac only ever turns them off
-            if pending[s.pending_key] != s.wanted:
-                result.append(s)
-            continue
-        if s.current != s.wanted:
-            result.append(s)
-    return result
-
-
-def _unfixable(ctx: Context, db: dict, spec: DbSpec) -> tuple[list[FieldDiff], list[str]]:
-    c = ctx.cfg.database
-    fields, remedies = [], []
-    checks = [
-        ("engine", db.get("Engine"), c.engine, "a different engine needs a new instance: migrate the data (pg_dump/restore) to a new one"),
-        ("engine major", _major(db["EngineVersion"]) if db.get("EngineVersion") else None, c.engine_major,
-         f"major upgrades are not done by `up`: `aws rds modify-db-instance --db-instance-identifier {spec.name} --engine-version <{c.engine_major}.x> "
-         "--allow-major-version-upgrade --apply-immediately` after testing (a downgrade needs a restore into a new instance)"),
-        ("storage encrypted", db.get("StorageEncrypted"), c.storage_encrypted,
-         "encryption cannot change in place: snapshot, copy the snapshot with encryption (aws/rds key), restore it as a new instance"),
-        ("subnet group", (db.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"), spec.subnet_group,
-         f"an instance cannot move to another subnet group in place: snapshot and restore into {spec.subnet_group} (or destroy + up)"),
-        ("master user", db.get("MasterUsername"), c.master_username, "the master user name is fixed at creation: a new instance is needed"),
-        ("database name", db.get("DBName"), c.db_name, f"the initial database is fixed at creation: `CREATE DATABASE {c.db_name}` by hand, or a new instance"),
-    ]
-    if not c.multi_az:
-        checks.append(("availability zone", db.get("AvailabilityZone"), c.availability_zone,
-                       f"a single-AZ instance cannot move: snapshot and restore it in {c.availability_zone} (or turn multi-AZ on, fail over, and off)"))
-    allocated = db.get("AllocatedStorage")
-    if allocated is not None and allocated > c.allocated_storage and not db.get("MaxAllocatedStorage"):
-        checks.append(("allocated storage GiB", allocated, c.allocated_storage, "storage never shrinks: restore a dump into a new, smaller instance"))
-    for label, current, wanted, remedy in checks:
-        if current is not None and current != wanted:
-            fields.append(FieldDiff(label, current, wanted))
-            remedies.append(remedy)
-    return fields, remedies
-
-
 def _apply_now(ctx: Context) -> bool:
     return ctx.cfg.database.apply_immediately or ctx.options.apply_immediately
 
@@ -481,7 +289,7 @@ def _sg_id(ctx: Context, have: Observed) -> str | None:
 def _db_changes(ctx: Context, spec: DbSpec, have: Observed) -> list[Change]:
     db = have.db
     if db is None:
-        return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=tuple(_create_fields(ctx, spec, have.engine)), spec=spec)]
+        return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=tuple(create_fields(ctx.cfg, spec, have.engine)), spec=spec)]
     raw, status = db.raw, db.state
     if have.secret is None:
         raise dbsecret.SecretMissing(dbsecret.missing_message(ctx.cfg, spec.name, "is missing"))
@@ -492,11 +300,11 @@ def _db_changes(ctx: Context, spec: DbSpec, have: Observed) -> list[Change]:
         return [Change(NAME, Action.REPORT, spec.kind, spec.name, db.id, (FieldDiff("status", status, "available"),),
                        note="AWS reports it broken: its events in the RDS console say why; fix that, then run `awsprac up` again")]
     changes = []
-    fixed, remedies = _unfixable(ctx, raw, spec)
+    fixed, remedies = unfixable(ctx.cfg, spec, raw)
     if fixed:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, db.id, tuple(fixed), note="; ".join(remedies)))
     fields: list[FieldDiff] = []
-    settings = drift(ctx, raw, _sg_id(ctx, have))
+    settings = drift(ctx.cfg, spec, raw, _sg_id(ctx, have))
     if settings and status in STOPPED:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, db.id, tuple(FieldDiff(s.label, s.current, s.wanted) for s in settings),
                               note=f"it is {status}, and a stopped instance cannot be modified: start it "
@@ -521,63 +329,7 @@ def _with_note(change: Change, note: str) -> Change:
     return replace(change, note=note)
 
 
-def _create_fields(ctx: Context, spec: DbSpec, engine: EngineDefault) -> list[FieldDiff]:
-    c = ctx.cfg.database
-    storage = f"{c.storage_type} {c.allocated_storage} GiB" + (f", autoscaling to {c.max_allocated_storage} GiB" if c.max_allocated_storage else "")
-    values = [
-        ("engine", f"{c.engine} {engine.version} ({engine.source})"),
-        ("instance class", c.instance_class),
-        ("storage", storage),
-        ("master user", c.master_username),
-        ("password", f"from secret {spec.secret} (never shown)"),
-        ("placement", f"single-AZ {c.availability_zone}" if not c.multi_az else "multi-AZ"),
-        ("subnet group", spec.subnet_group),
-        ("publicly accessible", c.publicly_accessible),
-        ("security group", spec.sg),
-        ("port", c.port),
-        ("database", c.db_name),
-        ("parameter group", spec.parameter_group),
-        ("backups", f"{c.backup_retention_days} day(s), window {c.backup_window} UTC"),
-        ("copy tags to snapshots", c.copy_tags_to_snapshot),
-        ("encryption", "aws/rds (default key)" if c.storage_encrypted else False),
-        ("performance insights", f"{c.performance_insights_retention_days} days" if c.performance_insights else False),
-        ("enhanced monitoring", False),
-        ("log exports", "(none)"),
-        ("auto minor version upgrade", c.auto_minor_version_upgrade),
-        ("deletion protection", c.deletion_protection),
-        (f"secret {spec.secret} DB_HOST", "the endpoint, once available (5-20 minutes on AWS)"),
-    ]
-    return [FieldDiff(label, None, value) for label, value in values]
-
-
 # --- carrying it out ---
-
-
-def create_params(ctx: Context, spec: DbSpec, engine: EngineDefault, sg_id: str) -> dict:
-    """CreateDBInstance's parameters, except the password (added at the last moment)."""
-    c = ctx.cfg.database
-    params = dict(
-        DBInstanceIdentifier=spec.name, Engine=c.engine, EngineVersion=engine.version,
-        DBInstanceClass=c.instance_class, StorageType=c.storage_type, AllocatedStorage=c.allocated_storage,
-        MasterUsername=c.master_username, DBName=c.db_name, Port=c.port,
-        MultiAZ=c.multi_az, DBSubnetGroupName=spec.subnet_group, PubliclyAccessible=c.publicly_accessible,
-        VpcSecurityGroupIds=[sg_id], DBParameterGroupName=spec.parameter_group,
-        BackupRetentionPeriod=c.backup_retention_days, PreferredBackupWindow=c.backup_window,
-        CopyTagsToSnapshot=c.copy_tags_to_snapshot,
-        StorageEncrypted=c.storage_encrypted,  # no KmsKeyId: the default aws/rds key
-        EnablePerformanceInsights=c.performance_insights,
-        MonitoringInterval=0, EnableIAMDatabaseAuthentication=False,
-        AutoMinorVersionUpgrade=c.auto_minor_version_upgrade, DeletionProtection=c.deletion_protection,
-        Tags=tags.as_list(ctx.tags(spec.name)),
-    )
-    # gp3 below 400 GiB has fixed IOPS and throughput: sending either is refused. No log exports: none sent.
-    if not c.multi_az:
-        params["AvailabilityZone"] = c.availability_zone
-    if c.max_allocated_storage:
-        params["MaxAllocatedStorage"] = c.max_allocated_storage
-    if c.performance_insights:
-        params["PerformanceInsightsRetentionPeriod"] = c.performance_insights_retention_days
-    return params
 
 
 def apply(ctx: Context, change: Change) -> None:
@@ -707,10 +459,10 @@ def _update_db(ctx: Context, spec: DbSpec) -> None:
     rds = rds_client(ctx)
     _retag_rds(ctx, have.db, db["DBInstanceArn"])
     sg_id = have.sg.id if have.sg else _current_sg_id(ctx)
-    if db.get("DBInstanceStatus") not in STOPPED and drift(ctx, db, sg_id):
+    if db.get("DBInstanceStatus") not in STOPPED and drift(ctx.cfg, spec, db, sg_id):
         if db.get("DBInstanceStatus") not in MODIFIABLE:
             db = wait_for_db(ctx, spec.name, MODIFIABLE, "becoming available before it is modified")
-        settings = drift(ctx, db, sg_id)
+        settings = drift(ctx.cfg, spec, db, sg_id)
         if settings:
             modify: dict = {}
             for s in settings:
@@ -719,51 +471,10 @@ def _update_db(ctx: Context, spec: DbSpec) -> None:
             rds.modify_db_instance(DBInstanceIdentifier=spec.name, ApplyImmediately=now, **modify)
             ctx.report.info(f"DB instance {spec.name}: {', '.join(s.label for s in settings)} {_when(ctx, db)}")
             # Even when deferred, some settings (backup window, deletion protection, ...) apply at once, in the background.
-            db = _wait_modified(ctx, spec, sg_id, count_pending=not now)
+            db = wait_modified(ctx, spec, sg_id, count_pending=not now)
     if db.get("DBInstanceStatus") not in USABLE and db.get("DBInstanceStatus") not in STOPPED:
         db = wait_for_db(ctx, spec.name, USABLE, "becoming available")
     write_host(ctx, spec, db)
-
-
-def _wait_modified(ctx: Context, spec: DbSpec, sg_id: str, count_pending: bool) -> dict:
-    """After a modify: until AWS shows the new values (or, when deferred, has them queued for the window)
-    and the instance is usable. Right after the call AWS may still say `available` with the old values:
-    the values are what count, not the status."""
-    latest: dict = {}
-
-    def check() -> tuple[bool, str]:
-        db = _describe_or_fail(ctx, spec.name)
-        latest["db"] = db
-        status = db.get("DBInstanceStatus", "")
-        left = drift(ctx, db, sg_id, count_pending=count_pending)
-        return status in USABLE and not left, status if not left else f"{status}, applying {', '.join(s.label for s in left)}"
-
-    waiting.wait_for(ctx.report, f"DB instance {spec.name} applying changes", check, timeout=DB_WAIT, interval=POLL)
-    return latest["db"]
-
-
-def _describe_or_fail(ctx: Context, name: str) -> dict:
-    db = find_db(ctx, name)
-    if db is None:
-        raise AwspracError(f"DB instance {name} disappeared while awsprac waited for it")
-    status = db.get("DBInstanceStatus", "")
-    if status in BROKEN:
-        raise AwspracError(f"DB instance {name} is {status}: its events in the RDS console say why")
-    return db
-
-
-def wait_for_db(ctx: Context, name: str, states: frozenset, what: str) -> dict:
-    """Poll until the instance is in one of `states` (and has an endpoint, for usable states); returns its description."""
-    latest: dict = {}
-
-    def check() -> tuple[bool, str]:
-        db = _describe_or_fail(ctx, name)
-        latest["db"] = db
-        status = db.get("DBInstanceStatus", "")
-        return status in states and bool((db.get("Endpoint") or {}).get("Address")), status
-
-    waiting.wait_for(ctx.report, f"DB instance {name} {what}", check, timeout=DB_WAIT, interval=POLL)
-    return latest["db"]
 
 
 def write_host(ctx: Context, spec: DbSpec, db: dict) -> None:
@@ -795,11 +506,6 @@ def db_stays(ctx: Context) -> str | None:
     if have.db.raw.get("DeletionProtection") and not ctx.options.force:
         return "deletion protection is on"
     return None
-
-
-def snapshot_id(name: str, now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
-    return f"{name}-final-{now:%Y%m%d-%H%M%S}"
 
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:

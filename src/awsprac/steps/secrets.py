@@ -67,7 +67,7 @@ def observe(ctx: Context) -> Observed:
         return Observed(secret)
     from awsprac.steps import rds
 
-    return Observed(secret, rds.find_db(ctx) is not None)
+    return Observed(secret, rds.find(ctx) is not None)
 
 
 def diff(ctx: Context, want: list[SecretSpec], have: Observed) -> list[Change]:
@@ -148,7 +148,7 @@ def _reconcile(ctx: Context, spec: SecretSpec, state: dbsecret.SecretState) -> N
     if password is None:
         from awsprac.steps import rds
 
-        if rds.find_db(ctx) is not None:
+        if rds.find(ctx) is not None:
             raise dbsecret.SecretMissing(dbsecret.missing_message(ctx.cfg, spec.db_id, f"is unusable ({state.problem})"))
         password = dbsecret.generate_password(ctx)
     dbsecret.put(ctx, state, wanted_values(spec, state.values), password, "settings")
