@@ -15,7 +15,7 @@ from awsprac.errors import AwspracError, UsageError
 
 
 def reset_password(app: App) -> None:
-    from awsprac import commands
+    from awsprac import commands, rdsinstance
     from awsprac.steps import rds, secrets
 
     try:
@@ -29,7 +29,7 @@ def reset_password(app: App) -> None:
                 f"`awsprac up --env {cfg.env}` creates it with a stored password"
             )
         status = db.get("DBInstanceStatus", "")
-        if status not in rds.MODIFIABLE:
+        if status not in rdsinstance.MODIFIABLE:
             raise AwspracError(
                 f"DB instance {name} is {status}: its password can be reset once it is available "
                 "(a stopped instance must be started first); nothing was changed"
@@ -54,13 +54,13 @@ def reset_password(app: App) -> None:
             dbsecret.put(ctx, secret, {**secret.values, **values}, password, "reset-password")
         try:
             with translate("setting", f"the master password of DB instance {name}"):
-                rds.rds_client(ctx).modify_db_instance(DBInstanceIdentifier=name, MasterUserPassword=password.reveal(), ApplyImmediately=True)
+                rdsinstance.client(ctx).modify_db_instance(DBInstanceIdentifier=name, MasterUserPassword=password.reveal(), ApplyImmediately=True)
         except AwspracError as exc:
             raise AwspracError(
                 f"{exc}; secret {secret.found.name} now holds a new password the instance does not have: "
                 f"run `awsprac db reset-password --env {cfg.env}` again"
             ) from None
-        rds.wait_for_db(ctx, name, rds.MODIFIABLE, "taking the new password")
+        rdsinstance.wait_for_db(ctx, name, rdsinstance.MODIFIABLE, "taking the new password")
         app.report.info(
             f"DB instance {name} has a new master password, stored in secret {secret.found.name} ({secret.arn}); "
             f"it is never shown: `aws secretsmanager get-secret-value --secret-id {secret.found.name}` reads it"

@@ -17,6 +17,7 @@ instance itself, with every setting of SPEC section 5.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import botocore.exceptions
 
 from awsprac import dbsecret, lookup, tags, waiting
@@ -39,6 +40,7 @@ REQUIRES = ("vpc", "subnets", "secrets")
 DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; SPEC keeps it
 GROUP_DELETE_WAIT = 5 * 60  # a subnet/parameter group stays "in use" briefly after its instance is gone
 SG_DELETE_WAIT = 20 * 60  # the instance's network interfaces linger for minutes and hold the group
+
 
 @dataclass(frozen=True)
 class SgSpec:
@@ -291,11 +293,11 @@ def _db_changes(ctx: Context, spec: DbSpec, have: Observed) -> list[Change]:
     if db is None:
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=tuple(create_fields(ctx.cfg, spec, have.engine)), spec=spec)]
     raw, status = db.raw, db.state
-    if have.secret is None:
-        raise dbsecret.SecretMissing(dbsecret.missing_message(ctx.cfg, spec.name, "is missing"))
     if status == "deleting":
         return [Change(NAME, Action.REPORT, spec.kind, spec.name, db.id, (FieldDiff("status", status, "available"),),
                        note="it is being deleted: run `awsprac up` again once it is gone (`awsprac status` shows it)")]
+    if have.secret is None:
+        raise dbsecret.SecretMissing(dbsecret.missing_message(ctx.cfg, spec.name, "is missing"))
     if status in BROKEN:
         return [Change(NAME, Action.REPORT, spec.kind, spec.name, db.id, (FieldDiff("status", status, "available"),),
                        note="AWS reports it broken: its events in the RDS console say why; fix that, then run `awsprac up` again")]
