@@ -336,6 +336,16 @@ def apply(ctx: Context, change: Change) -> None:
             _apply_schedule(ctx, change)
 
 
+def _role_arn(ctx: Context) -> str:
+    """The role's ARN: as observed, or (made moments ago in this run, not yet readable everywhere:
+    IAM is eventually consistent) what AWS names a role at path / in the instance's account."""
+    role = ctx.observed[NAME].role
+    if role is not None:
+        return role.raw["Arn"]
+    _, partition, _, _, account, _ = _require_db_arn(ctx).split(":", 5)
+    return f"arn:{partition}:iam::{account}:role/{desired(ctx.cfg)[0].name}"
+
+
 def _require_db_arn(ctx: Context) -> str:
     db = _db(ctx)
     if db is None:
@@ -424,8 +434,7 @@ def role_not_assumable_yet(exc: Exception) -> bool:
 
 def _apply_schedule(ctx: Context, change: Change) -> None:
     scheduler, spec = ctx.aws.client("scheduler"), change.spec
-    role = ctx.aws.client("iam").get_role(RoleName=desired(ctx.cfg)[0].name)["Role"]
-    params = spec.params(role["Arn"])
+    params = spec.params(_role_arn(ctx))
     if change.action is Action.CREATE:
         token = tokens.client_token("schedule", spec.group, spec.name, _generation(ctx))
         waiting.retry_on(
