@@ -190,3 +190,10 @@ def test_reset_password_of_a_stopped_database_says_to_start_it(capsys, mocked, s
     code, out, err = run(capsys, "db", "reset-password", "--env", "stg", "--yes")
     assert code == 1 and "DB instance aws-practice-stg is stopped: its password can be reset once it is available" in err
     assert [n for n in sent.names[before:] if n in ("PutSecretValue", "ModifyDBInstance", "GetRandomPassword")] == []
+
+
+def test_outputs_show_the_secret_arn_as_it_is(capsys, mocked):
+    built(capsys)
+    code, out, err = run(capsys, "outputs", "--env", "stg")
+    arn = client("secretsmanager").describe_secret(SecretId=SECRET)["ARN"]
+    assert code == 0 and arn in out  # ":secret:" stays text, never an emoji
