@@ -192,7 +192,8 @@ def test_reset_password_of_a_stopped_database_says_to_start_it(capsys, mocked, s
     assert [n for n in sent.names[before:] if n in ("PutSecretValue", "ModifyDBInstance", "GetRandomPassword")] == []
 
 
-def test_outputs_show_the_secret_arn_as_it_is(capsys, mocked):
+def test_outputs_show_the_secret_arn_as_it_is(capsys, mocked, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough not to fold the ARN
     built(capsys)
     code, out, err = run(capsys, "outputs", "--env", "stg")
     arn = client("secretsmanager").describe_secret(SecretId=SECRET)["ARN"]
