@@ -19,7 +19,7 @@ from proxy import Proxy
 pytestmark = pytest.mark.e2e
 
 # Writes a clean `up` of the stg env makes; test_clean_run_write_count keeps it honest.
-WRITES_IN_A_CLEAN_UP = 12
+WRITES_IN_A_CLEAN_UP = 23
 
 
 def inventory(endpoint: str) -> list[tuple[str, str]]:
@@ -43,6 +43,23 @@ def inventory(endpoint: str) -> list[tuple[str, str]]:
         except ecr.exceptions.LifecyclePolicyNotFoundException:
             policy = False
         names.append(("ecr", f"{repo['repositoryName']} lifecycle={policy}"))
+    for group in ec2.describe_security_groups()["SecurityGroups"]:
+        if group["GroupName"] != "default":
+            names.append(("security group", f"{group['GroupName']} name={_name(group)}"))
+    secrets = boto3.client("secretsmanager", region_name="ap-northeast-1", endpoint_url=endpoint)
+    for secret in secrets.list_secrets(IncludePlannedDeletion=True)["SecretList"]:
+        names.append(("secret", f"{secret['Name']} deleted={'DeletedDate' in secret}"))
+    rds = boto3.client("rds", region_name="ap-northeast-1", endpoint_url=endpoint)
+    names += [("db instance", d["DBInstanceIdentifier"]) for d in rds.describe_db_instances()["DBInstances"]]
+    names += [("db subnet group", g["DBSubnetGroupName"]) for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]]
+    names += [("db parameter group", g["DBParameterGroupName"]) for g in rds.describe_db_parameter_groups()["DBParameterGroups"] if not g["DBParameterGroupName"].startswith("default.")]
+    iam = boto3.client("iam", region_name="us-east-1", endpoint_url=endpoint)
+    names += [("iam role", r["RoleName"]) for r in iam.list_roles()["Roles"] if not r["Path"].startswith("/aws-service-role/")]
+    scheduler = boto3.client("scheduler", region_name="ap-northeast-1", endpoint_url=endpoint)
+    for group in scheduler.list_schedule_groups()["ScheduleGroups"]:
+        if group["Name"] != "default":
+            names.append(("schedule group", group["Name"]))
+    names += [("schedule", f"{s['GroupName']}/{s['Name']}") for s in scheduler.list_schedules()["Schedules"]]
     return sorted(names)
 
 

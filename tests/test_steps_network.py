@@ -17,7 +17,7 @@ def ec2():
 
 
 def up(ctx, names=None):
-    steps = runner.resolve(names)
+    steps = runner.resolve(names or NETWORK)
     planned = runner.plan(ctx, steps)
     outcome = runner.apply(ctx, steps, planned)
     assert outcome.ok, outcome.failed
@@ -26,7 +26,7 @@ def up(ctx, names=None):
 
 def fresh_plan(make_ctx, names=None, **kw):
     ctx = make_ctx(**kw)
-    return runner.plan(ctx, runner.resolve(names))
+    return runner.plan(ctx, runner.resolve(names or NETWORK))
 
 
 def by_name(items):
@@ -84,9 +84,9 @@ def test_every_create_carries_its_tags_in_the_call_itself(make_ctx, calls):
 def test_second_run_plans_nothing_and_writes_nothing(ctx, make_ctx, calls):
     up(ctx)
     again = make_ctx(hooks=[("before-call.*.*", calls)])
-    planned = runner.plan(again, runner.resolve(None))
+    planned = runner.plan(again, runner.resolve(NETWORK))
     assert planned.changes == []
-    assert runner.apply(again, runner.resolve(None), planned).applied == []
+    assert runner.apply(again, runner.resolve(NETWORK), planned).applied == []
     assert calls.writes == []
 
 
@@ -140,7 +140,7 @@ def test_two_vpcs_with_one_name_is_an_error_listing_both(ctx):
     spec = [{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "aws-practice-stg"}]}]
     ids = [ec2().create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=spec)["Vpc"]["VpcId"] for _ in range(2)]
     with pytest.raises(AmbiguousResource) as err:
-        runner.plan(ctx, runner.resolve(None))
+        runner.plan(ctx, runner.resolve(NETWORK))
     assert str(err.value).startswith("2 vpcs are named 'aws-practice-stg' (")
     assert all(i in str(err.value) for i in ids)
 
@@ -191,23 +191,23 @@ def test_teardown_deletes_in_reverse_order_and_only_what_is_owned(ctx, make_ctx)
     assert writes[-1] == "DeleteVpc"
     assert [v["VpcId"] for v in client.describe_vpcs()["Vpcs"] if v["VpcId"] in (vpc_id, foreign_vpc)] == [foreign_vpc]
     # run again: nothing left, nothing to do
-    assert runner.teardown_plan(make_ctx(), runner.resolve(None)).changes == []
+    assert runner.teardown_plan(make_ctx(), runner.resolve(NETWORK)).changes == []
 
 
 def test_teardown_leaves_a_same_named_but_unowned_resource(ctx, make_ctx):
     client = ec2()
     spec = [{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "aws-practice-stg"}]}]
     vpc_id = client.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=spec)["Vpc"]["VpcId"]
-    planned = runner.teardown_plan(ctx, runner.resolve(None))
+    planned = runner.teardown_plan(ctx, runner.resolve(NETWORK))
     assert [(c.action, c.id) for c in planned.changes] == [(Action.REPORT, vpc_id)]
     assert "left alone: not tagged awsprac:env=stg" in planned.changes[0].note
-    runner.destroy(ctx, runner.resolve(None), planned)
+    runner.destroy(ctx, runner.resolve(NETWORK), planned)
     assert client.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
 
 
 def test_teardown_of_an_already_deleted_resource_is_success(ctx, make_ctx):
     up(ctx)
     ctx2 = make_ctx()
-    planned = runner.teardown_plan(ctx2, runner.resolve(None))
+    planned = runner.teardown_plan(ctx2, runner.resolve(NETWORK))
     ec2().delete_subnet(SubnetId=ctx2.observed["subnets"].subnets["public-subnet-1a-stg"].id)
-    assert runner.destroy(ctx2, runner.resolve(None), planned).ok
+    assert runner.destroy(ctx2, runner.resolve(NETWORK), planned).ok

@@ -146,7 +146,8 @@ class _Line:
 
 
 def _console(stderr: bool) -> Console:
-    console = Console(stderr=stderr, markup=False, highlight=False, soft_wrap=True)
+    # emoji=False: an ARN such as ...:secret:rds-main-stg must not turn into an emoji
+    console = Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # piped or logged: do not fold ids and settings at 80 columns
     return console

@@ -14,7 +14,7 @@ import importlib
 from types import ModuleType
 
 # The order steps are listed in SPEC; the runner orders by REQUIRES, this only breaks ties.
-ORDER = ("profile", "vpc", "subnets", "igw", "ecr")
+ORDER = ("profile", "vpc", "subnets", "igw", "secrets", "rds", "ecr", "scheduler")
 
 
 def load(name: str) -> ModuleType:
