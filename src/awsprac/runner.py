@@ -197,6 +197,8 @@ def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
         if step not in steps:
             continue
         found = {(f.kind, f.name): f for f in ctx.observed[step.NAME].resources()}
+        # Reads only status wants (an ECR repository's image count) stay out of observe(), so `up` skips them.
+        states = step.status_states(ctx, ctx.observed[step.NAME]) if hasattr(step, "status_states") else {}
         for spec in step.desired(ctx.cfg):
             f = found.get((spec.kind, spec.name))
             mine = [c for c in planned.changes if c.step == step.NAME and c.kind == spec.kind and c.name == spec.name]
@@ -207,7 +209,7 @@ def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
             sync = "drifted" if mine else "in sync"
             if not ctx.owns(f) and not mine:
                 sync = "not owned"
-            rows.append(StatusRow(step.NAME, spec.kind, spec.name, f.id, f.state or "exists", sync, detail))
+            rows.append(StatusRow(step.NAME, spec.kind, spec.name, f.id, states.get((f.kind, f.name), f.state) or "exists", sync, detail))
     return rows
 
 

@@ -60,7 +60,7 @@ class LifecycleSpec:
 class Observed:
     repo: Found | None
     policy: Any = None  # the lifecycle policy, parsed (a str when AWS holds text that is not JSON); None: no policy
-    images: int = 0  # distinct images (digests) in the repository
+    images: int = 0  # distinct images (digests), counted only when the encryption differs
 
     @property
     def ready(self) -> bool:
@@ -120,11 +120,28 @@ def observe(ctx: Context) -> Observed:
             if error_code(exc) != "LifecyclePolicyNotFoundException":
                 raise
             text = None
-        digests = set()
-        for page in ecr.get_paginator("list_images").paginate(repositoryName=name):
-            digests.update(i["imageDigest"] for i in page.get("imageIds", []) if i.get("imageDigest"))
-    found = Found(REPOSITORY, name, repo["repositoryUri"], f"{len(digests)} image(s)", repo_tags, repo)
-    return Observed(found, None if text is None else _parse(text), len(digests))
+        # Images are counted only where the count matters (an encryption that differs; destroy):
+        # a converged `up` does not list them.
+        encryption = (repo.get("encryptionConfiguration") or {}).get("encryptionType", DEFAULT_ENCRYPTION)
+        images = count_images(ecr, name) if encryption != ctx.cfg.ecr.encryption else 0
+    found = Found(REPOSITORY, name, repo["repositoryUri"], "exists", repo_tags, repo)
+    return Observed(found, None if text is None else _parse(text), images)
+
+
+def status_states(ctx: Context, have: Observed) -> dict:
+    """For `awsprac status` only: the repository's state is its image count."""
+    if have.repo is None:
+        return {}
+    with translate("counting", f"the images in {REPOSITORY} {have.repo.name}"):
+        return {(REPOSITORY, have.repo.name): f"{count_images(ctx.aws.client('ecr'), have.repo.name)} image(s)"}
+
+
+def count_images(ecr, name: str) -> int:
+    """Distinct images (digests) in the repository."""
+    digests = set()
+    for page in ecr.get_paginator("list_images").paginate(repositoryName=name):
+        digests.update(i["imageDigest"] for i in page.get("imageIds", []) if i.get("imageDigest"))
+    return len(digests)
 
 
 def diff(ctx: Context, want: list, have: Observed) -> list[Change]:
@@ -211,14 +228,18 @@ def _delete(ctx: Context, ecr, change: Change) -> None:
 def teardown(ctx: Context, have: Observed) -> list[Change]:
     """The lifecycle policy goes with its repository. A repository holding images is kept unless --force."""
     changes = delete_change(NAME, have.repo, ctx)
-    if not changes or changes[0].action is not Action.DELETE or not have.images:
+    if not changes or changes[0].action is not Action.DELETE:
         return changes
     (change,) = changes
+    with translate("counting", f"the images in {REPOSITORY} {change.name}"):
+        images = count_images(ctx.aws.client("ecr"), change.name)
+    if not images:
+        return changes
     if ctx.options.force:
-        return [Change(NAME, Action.DELETE, change.kind, change.name, change.id, note=f"with its {have.images} image(s) (--force)")]
+        return [Change(NAME, Action.DELETE, change.kind, change.name, change.id, note=f"with its {images} image(s) (--force)")]
     return [Change(
         NAME, Action.REPORT, change.kind, change.name, change.id,
-        note=f"left alone: it still holds {have.images} image(s); `awsprac destroy --env {ctx.cfg.env} --force` deletes it with them",
+        note=f"left alone: it still holds {images} image(s); `awsprac destroy --env {ctx.cfg.env} --force` deletes it with them",
     )]
 
 

@@ -49,8 +49,10 @@ def desired(cfg: EnvConfig) -> list:
 def observe(ctx: Context) -> Observed:
     import botocore.session
 
-    with translate("checking", "the caller identity (sts get-caller-identity)"):
-        who = ctx.aws.client("sts").get_caller_identity()
+    who = ctx.identity
+    if who is None:  # the App checks the identity before any step; a step run on its own asks here
+        with translate("checking", "the caller identity (sts get-caller-identity)"):
+            who = ctx.aws.client("sts").get_caller_identity()
     name, region, exists = ctx.cfg.profile_name, None, False
     if ctx.aws.profile == name:
         # Only the env's profile in use is checked: with environment keys (CI, --sandbox) or another

@@ -167,7 +167,12 @@ def observe(ctx: Context) -> Observed:
     db = None
     if raw is not None:
         db = Found(db_spec.kind, db_spec.name, raw["DBInstanceIdentifier"], raw.get("DBInstanceStatus", ""), tags.as_dict(raw.get("TagList")), raw)
-    return Observed(sg, subnet_group, parameter_group, db, engine_default(ctx), dbsecret.find(ctx))
+    # AWS's default version only matters to what is still to be created: a converged run skips the read.
+    engine = engine_default(ctx) if db is None or parameter_group is None else None
+    # On a first look the secrets step (a prerequisite) has just read the secret: no second read.
+    # Looking again (after this step wrote DB_HOST into it), read it fresh.
+    seen = ctx.observed.get("secrets") if NAME not in ctx.observed else None
+    return Observed(sg, subnet_group, parameter_group, db, engine, seen.secret if seen is not None else dbsecret.find(ctx))
 
 
 # --- comparing (pure, given what was observed) ---
@@ -255,13 +260,15 @@ def _subnet_group_changes(ctx: Context, spec: SubnetGroupSpec, group: Found | No
     return update(ctx, NAME, group, fields, spec)
 
 
-def _parameter_group_changes(ctx: Context, spec: ParameterGroupSpec, group: Found | None, engine: EngineDefault) -> list[Change]:
+def _parameter_group_changes(ctx: Context, spec: ParameterGroupSpec, group: Found | None, engine: EngineDefault | None) -> list[Change]:
     if group is None:
         fields = (FieldDiff("description", None, spec.description), FieldDiff("family", None, f"{engine.family} (from {ctx.cfg.database.engine} {engine.version})"))
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=fields, spec=spec)]
+    # PostgreSQL's families are postgres<major>: an existing group is checked without asking AWS.
+    family = engine.family if engine else f"{ctx.cfg.database.engine}{ctx.cfg.database.engine_major}"
     fixed = [
         FieldDiff(label, current, wanted)
-        for label, current, wanted in (("family", group.raw.get("DBParameterGroupFamily"), engine.family), ("description", group.raw.get("Description"), spec.description))
+        for label, current, wanted in (("family", group.raw.get("DBParameterGroupFamily"), family), ("description", group.raw.get("Description"), spec.description))
         if current != wanted
     ]
     changes = []
