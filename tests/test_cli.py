@@ -173,7 +173,7 @@ def test_aws_failure_says_what_where_and_what_to_do(capsys, monkeypatch, mocked)
     code, out, err = run(capsys, "up", "--env", "stg", "--yes")
     assert code == 1
     assert "error: step vpc: creating vpc aws-practice-stg failed: UnauthorizedOperation: You are not authorized" in err
-    assert "the credentials lack this permission" in err
+    assert "the credentials lack permission ec2:CreateVpc; the CLI user needs AdministratorAccess" in err
     assert "warning: step subnets not attempted: step vpc did not finish" in err
     assert "Traceback" not in err
 
