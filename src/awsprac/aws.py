@@ -47,7 +47,7 @@ class Aws:
         with self._lock:
             if service not in self._clients:
                 client = self.session.client(service, region_name=self.region, config=CLIENT_CONFIG)
-                client.meta.events.register_first("before-call", _remember_action)
+                client.meta.events.register("before-parameter-build", _remember_action)
                 self._clients[service] = client
             return self._clients[service]
 
