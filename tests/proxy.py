@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -38,6 +39,17 @@ def is_write(action: str) -> bool:
     return not name.startswith(READ_PREFIXES)
 
 
+@dataclass(frozen=True)
+class Timing:
+    action: str
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
 class Proxy:
     def __init__(self, upstream: str, delay: float = 0.0):
         self.upstream = urlparse(upstream)
@@ -45,6 +57,7 @@ class Proxy:
         self.kill_after_write: int | None = None
         self.victim_pid: int | None = None
         self.actions: list[str] = []
+        self._timings: list[Timing] = []
         self.writes = 0
         self.killed = False
         self._lock = threading.Lock()
@@ -60,6 +73,7 @@ class Proxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 action = action_of(self.command, self.path, self.headers, body)
+                started = time.monotonic()
                 if proxy.delay:
                     time.sleep(proxy.delay)
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
@@ -70,6 +84,7 @@ class Proxy:
                 kill = False
                 with proxy._lock:
                     proxy.actions.append(action)
+                    proxy._timings.append(Timing(action, started, time.monotonic()))
                     if is_write(action) and response.status < 300:
                         proxy.writes += 1
                         kill = proxy.kill_after_write is not None and proxy.writes == proxy.kill_after_write
@@ -101,8 +116,13 @@ class Proxy:
         self.server.shutdown()
         self.server.server_close()
 
+    def timings(self) -> list[Timing]:
+        with self._lock:
+            return list(self._timings)
+
     def reset_counts(self) -> None:
         with self._lock:
             self.actions.clear()
+            self._timings.clear()
             self.writes = 0
             self.killed = False

@@ -1,5 +1,6 @@
 """The command line as a user meets it: exit codes, exact one-line messages, nothing changed on refusal."""
 
+import re
 import subprocess
 import sys
 
@@ -118,7 +119,7 @@ def test_environment_keys_overriding_the_profile_are_warned_about(capsys, monkey
 def test_plan_changes_nothing(capsys, mocked):
     code, out, err = run(capsys, "plan", "--env", "stg")
     assert code == 0
-    assert "+  vpc      vpc               aws-practice-stg" in out
+    assert re.search(r"^\+\s+vpc\s+vpc\s+aws-practice-stg\s", out, re.M), out
     assert out.rstrip().endswith(f"Plan: {N} to create, 0 to update, 0 to delete.")
     assert vpcs() == []
 
@@ -172,7 +173,7 @@ def test_aws_failure_says_what_where_and_what_to_do(capsys, monkeypatch, mocked)
     code, out, err = run(capsys, "up", "--env", "stg", "--yes")
     assert code == 1
     assert "error: step vpc: creating vpc aws-practice-stg failed: UnauthorizedOperation: You are not authorized" in err
-    assert "the credentials lack this permission" in err
+    assert "the credentials lack permission ec2:CreateVpc; the CLI user needs AdministratorAccess" in err
     assert "warning: step subnets not attempted: step vpc did not finish" in err
     assert "Traceback" not in err
 

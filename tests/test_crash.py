@@ -19,7 +19,7 @@ from proxy import Proxy
 pytestmark = pytest.mark.e2e
 
 # Writes a clean `up` of the stg env makes; test_clean_run_write_count keeps it honest.
-WRITES_IN_A_CLEAN_UP = 25
+WRITES_IN_A_CLEAN_UP = 40
 
 
 def inventory(endpoint: str) -> list[tuple[str, str]]:
@@ -37,10 +37,6 @@ def inventory(endpoint: str) -> list[tuple[str, str]]:
         attached = [a["VpcId"] for a in i.get("Attachments", [])]
         names.append(("igw", _name(i) + f" attached={len(attached)}"))
     default_vpcs = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v.get("IsDefault")}
-    for g in ec2.describe_security_groups()["SecurityGroups"]:
-        if g["GroupName"] != "default":
-            inbound = sorted(r.get("CidrIp") for p in g.get("IpPermissions", []) for r in p.get("IpRanges", []))
-            names.append(("security group", f"{_name(g)} ({g['GroupName']}) in={inbound}"))
     for r in ec2.describe_instances()["Reservations"]:
         for i in r["Instances"]:
             if i["State"]["Name"] not in ("terminated", "shutting-down"):
@@ -54,12 +50,36 @@ def inventory(endpoint: str) -> list[tuple[str, str]]:
         names.append(("route table", f"{_name(t)} main={main} subnets={subnets} default route={default}"))
     for kind, items in (("elastic IP", ec2.describe_addresses()["Addresses"]), ("NAT gateway", ec2.describe_nat_gateways()["NatGateways"])):
         names += [(kind, _name(x)) for x in items if x.get("State") not in ("deleted", "deleting")]
-    iam = boto3.client("iam", region_name="ap-northeast-1", endpoint_url=endpoint)
+    ecr = boto3.client("ecr", region_name="ap-northeast-1", endpoint_url=endpoint)
+    for repo in ecr.describe_repositories()["repositories"]:
+        try:
+            policy = bool(ecr.get_lifecycle_policy(repositoryName=repo["repositoryName"]))
+        except ecr.exceptions.LifecyclePolicyNotFoundException:
+            policy = False
+        names.append(("ecr", f"{repo['repositoryName']} lifecycle={policy}"))
+    for group in ec2.describe_security_groups()["SecurityGroups"]:
+        if group["GroupName"] != "default":
+            inbound = sorted(r.get("CidrIp") for p in group.get("IpPermissions", []) for r in p.get("IpRanges", []))
+            names.append(("security group", f"{group['GroupName']} name={_name(group)} inbound={inbound}"))
+    secrets = boto3.client("secretsmanager", region_name="ap-northeast-1", endpoint_url=endpoint)
+    for secret in secrets.list_secrets(IncludePlannedDeletion=True)["SecretList"]:
+        names.append(("secret", f"{secret['Name']} deleted={'DeletedDate' in secret}"))
+    rds = boto3.client("rds", region_name="ap-northeast-1", endpoint_url=endpoint)
+    names += [("db instance", d["DBInstanceIdentifier"]) for d in rds.describe_db_instances()["DBInstances"]]
+    names += [("db subnet group", g["DBSubnetGroupName"]) for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]]
+    names += [("db parameter group", g["DBParameterGroupName"]) for g in rds.describe_db_parameter_groups()["DBParameterGroups"] if not g["DBParameterGroupName"].startswith("default.")]
+    iam = boto3.client("iam", region_name="us-east-1", endpoint_url=endpoint)
     for role in iam.list_roles()["Roles"]:
-        policies = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]]
-        names.append(("IAM role", f"{role['RoleName']} policies={policies}"))
+        if not role["Path"].startswith("/aws-service-role/"):
+            policies = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]]
+            names.append(("iam role", f"{role['RoleName']} managed policies={policies}"))
     for profile in iam.list_instance_profiles()["InstanceProfiles"]:
         names.append(("instance profile", f"{profile['InstanceProfileName']} roles={[r['RoleName'] for r in profile['Roles']]}"))
+    scheduler = boto3.client("scheduler", region_name="ap-northeast-1", endpoint_url=endpoint)
+    for group in scheduler.list_schedule_groups()["ScheduleGroups"]:
+        if group["Name"] != "default":
+            names.append(("schedule group", group["Name"]))
+    names += [("schedule", f"{s['GroupName']}/{s['Name']}") for s in scheduler.list_schedules()["Schedules"]]
     return sorted(names)
 
 

@@ -5,6 +5,7 @@ import json
 import boto3
 import pytest
 
+from awsprac.steps import ORDER
 from conftest import is_write, resource_count
 
 N = resource_count()
@@ -92,7 +93,7 @@ def test_step_by_step_in_dependency_order(awsprac, server):
     early = awsprac("step", "subnets", "--env", "stg", "--yes")
     assert early.returncode == 2
     assert early.stderr == "error: step subnets needs step vpc, which is not built yet: run `awsprac step vpc --env stg` first (or `awsprac up --env stg`)\n"
-    for name in ("vpc", "subnets", "igw", "nat-iam", "nat", "routes"):
+    for name in ORDER:  # every step, in the order SPEC lists them
         result = awsprac("step", name, "--env", "stg", "--yes")
         assert result.returncode == 0, result.stderr
     assert len(owned(server)) == 6
@@ -132,3 +133,28 @@ def test_sandbox_command_serves_other_terminals(awsprac, tmp_path):
         box.send_signal(signal.SIGINT)
         box.wait(timeout=30)
     assert f"export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_ENDPOINT_URL={endpoint}" in box.stderr.read()
+
+
+def test_two_runs_at_once_build_one_env(awsprac, server):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from proxy import Proxy
+
+    slow = Proxy(server.endpoint, delay=0.03).start()  # both runs plan before either applies
+    try:
+        exe = shutil.which("awsprac", path=str(Path(sys.executable).parent)) or shutil.which("awsprac")
+        env = {**os.environ, "AWS_ENDPOINT_URL": slow.endpoint}
+        runs = [subprocess.Popen([exe, "up", "--env", "stg", "--yes"], cwd=awsprac.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(p.wait(timeout=180), p.stderr.read()) for p in runs]
+    finally:
+        slow.stop()
+    assert sorted(code for code, _ in results) in ([0, 0], [0, 1]), results
+    for code, err in results:
+        if code == 1:
+            assert "error: env stg is locked by another awsprac run" in err
+    names = [v["Tags"] for v in client(server).describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["aws-practice-stg"]}])["Vpcs"]]
+    assert len(names) == 1 and len(owned(server)) == 6

@@ -9,25 +9,24 @@ from awsprac.plan import Action
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-# SPEC section 2 only: the NAT and routes steps have their own tests (test_steps_nat.py, test_steps_routes.py).
-NETWORK = ["vpc", "subnets", "igw"]
+NETWORK = ["vpc", "subnets", "igw"]  # the steps of SPEC section 2; other steps have their own tests
 
 
 def ec2():
     return boto3.client("ec2", region_name=REGION)
 
 
-def up(ctx, names=NETWORK):
-    steps = runner.resolve(names)
+def up(ctx, names=None):
+    steps = runner.resolve(names or NETWORK)
     planned = runner.plan(ctx, steps)
     outcome = runner.apply(ctx, steps, planned)
     assert outcome.ok, outcome.failed
     return planned
 
 
-def fresh_plan(make_ctx, names=NETWORK, **kw):
+def fresh_plan(make_ctx, names=None, **kw):
     ctx = make_ctx(**kw)
-    return runner.plan(ctx, runner.resolve(names))
+    return runner.plan(ctx, runner.resolve(names or NETWORK))
 
 
 def by_name(items):
@@ -35,7 +34,7 @@ def by_name(items):
 
 
 def test_up_builds_spec_section_2_exactly(ctx):
-    planned = up(ctx)
+    planned = up(ctx, NETWORK)
     assert [(c.action, c.kind, c.name) for c in planned.changes] == [
         (Action.CREATE, "vpc", "aws-practice-stg"),
         (Action.CREATE, "subnet", "public-subnet-1a-stg"),
@@ -175,7 +174,7 @@ def test_step_with_a_missing_prerequisite_says_which_to_run_first(ctx):
 
 
 def test_teardown_deletes_in_reverse_order_and_only_what_is_owned(ctx, make_ctx):
-    up(ctx)
+    up(ctx, NETWORK)
     client = ec2()
     vpc_id = ctx.observed["vpc"].id
     # A person's own subnet in our VPC, and a foreign VPC that merely looks like ours.

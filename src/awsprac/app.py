@@ -63,7 +63,7 @@ class App:
             self.report.warn(warning)
         self.identity = check_account(clients, self.cfg)
         self.report.debug(f"account {self.identity.account} as {self.identity.arn}, region {self.cfg.region}")
-        self._ctx = Context(self.cfg, clients, self.report, Options(**options))
+        self._ctx = Context(self.cfg, clients, self.report, Options(**options), identity={"Account": self.identity.account, "Arn": self.identity.arn})
         return self._ctx
 
     def close(self) -> None:

@@ -46,7 +46,9 @@ class Aws:
     def client(self, service: str):
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self.session.client(service, region_name=self.region, config=CLIENT_CONFIG)
+                client = self.session.client(service, region_name=self.region, config=CLIENT_CONFIG)
+                client.meta.events.register("before-parameter-build", _remember_action)
+                self._clients[service] = client
             return self._clients[service]
 
     @property
@@ -73,7 +75,10 @@ _shared_loader = None
 def _botocore_session() -> botocore.session.Session:
     """A new session sharing one model loader: service models (EC2's is megabytes of JSON) load once per process."""
     global _shared_loader
-    session = botocore.session.get_session()
+    # The profile is chosen by resolve_profile and passed explicitly; botocore must not read AWS_PROFILE
+    # itself: a profile that does not exist yet (`awsprac profile import` with direnv's AWS_PROFILE) would
+    # break even loading the service models, before awsprac can say what is wrong.
+    session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     if _shared_loader is None:
         _shared_loader = session.get_component("data_loader")
     else:
@@ -85,8 +90,9 @@ def resolve_profile(cli_profile: str | None, env_profile: str) -> tuple[str | No
     """The profile to use (None: the default credential chain) and where that choice came from."""
     if cli_profile:
         return cli_profile, "--profile"
-    if os.environ.get("AWS_PROFILE"):
-        return os.environ["AWS_PROFILE"], "AWS_PROFILE"
+    for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):  # the SDKs' own variables, read here only
+        if os.environ.get(variable):
+            return os.environ[variable], variable
     if env_profile and env_profile in botocore.session.Session().available_profiles:
         return env_profile, "the env file"
     return None, "the default credential chain"
@@ -119,9 +125,6 @@ NOT_FOUND_CODES = frozenset({
 })
 
 HINTS = {
-    "UnauthorizedOperation": "the credentials lack this permission; the CLI user needs AdministratorAccess (SPEC section 1)",
-    "AccessDenied": "the credentials lack this permission; the CLI user needs AdministratorAccess (SPEC section 1)",
-    "AccessDeniedException": "the credentials lack this permission; the CLI user needs AdministratorAccess (SPEC section 1)",
     "AuthFailure": "the access key is wrong or inactive; check `awsprac profile check`",
     "InvalidClientTokenId": "the access key is wrong or inactive; check `awsprac profile check`",
     "SignatureDoesNotMatch": "the secret key does not match the access key; import the key again",
@@ -131,6 +134,23 @@ HINTS = {
     "VpcLimitExceeded": "the region's VPC quota is reached; delete an unused VPC or ask for a higher quota",
     "DependencyViolation": "something still uses it; `awsprac status` shows what is left, and the same command can be run again",
 }
+
+
+ACCESS_DENIED = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "UnauthorizedAccess"})
+_last = threading.local()
+
+
+def _remember_action(model, **kwargs) -> None:
+    """The IAM action of the call this thread is making, so a refusal can name it exactly."""
+    _last.action = f"{model.service_model.signing_name}:{model.name}"
+
+
+def hint_for(code: str) -> str:
+    if code in ACCESS_DENIED:
+        action = getattr(_last, "action", "")
+        needed = f"permission {action}" if action else "this permission"
+        return f"the credentials lack {needed}; the CLI user needs AdministratorAccess (SPEC section 1)"
+    return HINTS.get(code, "")
 
 
 def error_code(exc: Exception) -> str:
@@ -164,7 +184,7 @@ class translate:
         if isinstance(exc, botocore.exceptions.ClientError):
             code = error_code(exc)
             message = exc.response.get("Error", {}).get("Message", "") or str(exc)
-            raise AwsError(self.doing, self.resource, code, message, HINTS.get(code, "")) from exc
+            raise AwsError(self.doing, self.resource, code, message, hint_for(code)) from exc
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
             raise UsageError(NO_CREDENTIALS) from None
         if isinstance(exc, botocore.exceptions.WaiterError):

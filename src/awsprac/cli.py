@@ -185,6 +185,173 @@ def destroy(env: str, **options) -> None:
 
 
 @cli.group()
+@global_options
+def profile() -> None:
+    """The CLI user's access key in the named profile aws-practice-terraform-ENV (SPEC section 1).
+
+    \b
+      awsprac profile import --env stg --csv FILE [--direnv]   the key the IAM console downloaded
+      awsprac profile create-user --env stg                   or: make user and key with admin credentials
+      awsprac profile check --env stg                         profile, identity, account, region
+    """
+
+
+@profile.command("import", short_help="Put the key from the console's access-key CSV into the profile.")
+@ENV_OPTION
+@click.option("--csv", "csv_path", required=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="The access-key CSV the IAM console downloaded (with or without a User name column).")
+@click.option("--direnv", is_flag=True, help="Also write `export AWS_PROFILE=...` (never keys) to ./.envrc.")
+@click.option("--force", is_flag=True, help="Replace a different key already in the profile (a backup is kept).")
+@global_options
+def profile_import(env: str, csv_path: Path, direnv: bool, force: bool) -> None:
+    """Write the CSV's key into ~/.aws/credentials and ~/.aws/config, keeping everything else as it is.
+
+    The key is checked with AWS (sts get-caller-identity, and the env's account pin) before anything is
+    written. Files are replaced atomically, mode 0600, with a timestamped backup.
+    """
+    from awsprac import profiles
+
+    profiles.import_csv(_app(env), csv_path, direnv, force)
+
+
+@profile.command("create-user", short_help="Create the IAM user and its key with admin credentials, into the profile.")
+@ENV_OPTION
+@click.option("--force", is_flag=True, help="Replace a different key already in the profile (a backup is kept).")
+@global_options
+def profile_create_user(env: str, force: bool) -> None:
+    """With administrator credentials (--profile): the IAM user aws-practice-terraform-ENV, no console access,
+    AdministratorAccess, and an access key written straight into the profile (no CSV on disk).
+
+    Safe to run again: an existing user and a key already in the profile are kept.
+    """
+    from awsprac import profiles
+
+    profiles.create_user(_app(env), force)
+
+
+@profile.command("check", short_help="Check the profile: identity, account pin, region.")
+@ENV_OPTION
+@global_options
+def profile_check(env: str) -> None:
+    """The env's profile (or --profile): it resolves, whose it is, the account pin, the region."""
+    from awsprac import profiles
+
+    profiles.check(_app(env))
+
+
+@cli.group()
+@global_options
+def image() -> None:
+    """Build and push the API's container image to the env's ECR repository (the guide's Makefile).
+
+    \b
+      awsprac image release --env stg --dockerfile-dir ./api [--record-tag]   login, build, push
+      awsprac image uri --env stg                                             URI:tag recorded in SSM
+
+    The tag is `git rev-parse --short HEAD` of the Dockerfile folder's repository.
+    """
+
+
+DOCKERFILE_DIR = click.option("--dockerfile-dir", "folder", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+                              metavar="DIR", help="Folder with the Dockerfile: the build context, in a git repository.")
+ALLOW_DIRTY = click.option("--allow-dirty", is_flag=True, help="Use the commit hash as the tag even with uncommitted changes in DIR.")
+PLATFORM = click.option("--platform", default="linux/amd64", show_default=True, help="Target platform of the image.")
+RECORD_TAG = click.option("--record-tag", "record", is_flag=True, help="Store the tag in SSM parameter image-tag-{project}-{env}.")
+
+
+@image.command("release")
+@ENV_OPTION
+@DOCKERFILE_DIR
+@ALLOW_DIRTY
+@PLATFORM
+@RECORD_TAG
+@global_options
+def image_release(env: str, folder: Path, allow_dirty: bool, platform: str, record: bool) -> None:
+    """Log in, build and push URI:<commit>; nothing to do when that tag is in the repository already."""
+    from awsprac import image as images
+
+    images.release(_app(env), folder, platform, allow_dirty, record)
+
+
+@image.command("login")
+@ENV_OPTION
+@global_options
+def image_login(env: str) -> None:
+    """Log docker in to the env's registry (an ECR token, given on stdin; valid 12 hours)."""
+    from awsprac import image as images
+
+    images.login_command(_app(env))
+
+
+@image.command("build")
+@ENV_OPTION
+@DOCKERFILE_DIR
+@ALLOW_DIRTY
+@PLATFORM
+@global_options
+def image_build(env: str, folder: Path, allow_dirty: bool, platform: str) -> None:
+    """docker build --platform PLATFORM -t URI:<commit> DIR."""
+    from awsprac import image as images
+
+    images.build_command(_app(env), folder, platform, allow_dirty)
+
+
+@image.command("push")
+@ENV_OPTION
+@DOCKERFILE_DIR
+@ALLOW_DIRTY
+@RECORD_TAG
+@global_options
+def image_push(env: str, folder: Path, allow_dirty: bool, record: bool) -> None:
+    """docker push URI:<commit> (after `image login` and `image build`), unless the tag is there already."""
+    from awsprac import image as images
+
+    images.push_command(_app(env), folder, allow_dirty, record)
+
+
+@image.command("uri")
+@ENV_OPTION
+@global_options
+def image_uri(env: str) -> None:
+    """Print URI:tag of the image recorded in SSM (for deploy scripts)."""
+    from awsprac import image as images
+
+    images.uri_command(_app(env))
+
+
+@cli.command()
+@ENV_OPTION
+@global_options
+def unlock(env: str) -> None:
+    """Remove the env's run lock, left by a run that was killed on another machine.
+
+    Runs on this machine that died are noticed and their lock taken over by themselves.
+    """
+    from awsprac import commands
+
+    commands.unlock(_app(env))
+
+
+@cli.group()
+def db() -> None:
+    """The database's credentials (kept in Secrets Manager, never printed)."""
+
+
+@db.command("reset-password")
+@ENV_OPTION
+@global_options
+def reset_password(env: str) -> None:
+    """Set a new master password on the DB instance and store it in its secret.
+
+    The fix when the instance exists but its secret `rds-main-ENV` is gone or holds no password.
+    The password is generated by Secrets Manager, stored first, then set; it is never shown.
+    """
+    from awsprac import dbadmin
+
+    dbadmin.reset_password(_app(env))
+
+
+@cli.group()
 def nat() -> None:
     """The NAT instance: bake its AMI so other envs (prd) launch from it."""
 

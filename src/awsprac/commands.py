@@ -35,7 +35,7 @@ def plan(app: App, as_json: bool) -> None:
 
 
 def up(app: App, step_names: list[str] | None, options: dict | None = None) -> None:
-    from awsprac import runner
+    from awsprac import lock, runner
 
     try:
         ctx = app.context(**(options or {}))
@@ -48,7 +48,11 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
         if not planned.actionable:
             return
         _confirm(app, f"Apply {len(planned.actionable)} change(s) to env {app.cfg.env}?")
-        outcome = runner.apply(ctx, steps, planned)
+        with lock.held(ctx, "up"):
+            # Observe again under the lock: another run may have changed the env meanwhile.
+            fresh = runner.plan(ctx, steps)
+            _still_as_confirmed(planned, fresh)
+            outcome = runner.apply(ctx, steps, fresh)
         _finish(app, outcome, "up")
         if app.sandbox is not None:
             app.report.status(runner.status(ctx, steps), f"Built in the sandbox ({app.title})")
@@ -85,7 +89,7 @@ def outputs(app: App, as_json: bool) -> None:
 
 
 def destroy(app: App, options: dict | None = None) -> None:
-    from awsprac import runner
+    from awsprac import lock, runner
 
     try:
         ctx = app.context(**(options or {}))
@@ -93,14 +97,34 @@ def destroy(app: App, options: dict | None = None) -> None:
         planned = runner.teardown_plan(ctx, steps)
         app.report.plan(planned, f"Destroy plan for {app.title}")
         if not planned.actionable:
-            app.report.info(f"nothing owned by env {app.cfg.env} is left to delete")
+            left = len(planned.changes)
+            if left:
+                app.report.info(f"nothing to delete: {left} resource(s) left alone, as the plan above says why")
+            else:
+                app.report.info(f"nothing owned by env {app.cfg.env} is left to delete")
             return
         if not (app.settings.yes or app.settings.sandbox):
             typed = _ask(f"Type the env name ({app.cfg.env}) to delete these {len(planned.actionable)} resource(s)")
             if typed != app.cfg.env:
                 raise Aborted("destroy cancelled: the env name was not typed; nothing was deleted")
-        outcome = runner.destroy(ctx, steps, planned)
+        with lock.held(ctx, "destroy"):
+            fresh = runner.teardown_plan(ctx, steps)
+            _still_as_confirmed(planned, fresh)
+            outcome = runner.destroy(ctx, steps, fresh)
         _finish(app, outcome, "destroy")
+    finally:
+        app.close()
+
+
+def unlock(app: App) -> None:
+    from awsprac import lock
+
+    try:
+        ctx = app.context()
+        if not (app.settings.yes or app.settings.sandbox):
+            _confirm(app, f"Remove env {app.cfg.env}'s run lock even if a run still holds it?")
+        holder = lock.unlock(ctx)
+        app.report.info(f"removed the lock held by {holder}" if holder else f"env {app.cfg.env} was not locked")
     finally:
         app.close()
 
@@ -128,6 +152,20 @@ def _confirm(app: App, question: str) -> None:
     answer = _ask(f"{question} [y/N]")
     if answer.lower() not in ("y", "yes"):
         raise Aborted("cancelled: nothing was changed")
+
+
+def _still_as_confirmed(confirmed, fresh) -> None:
+    """What is applied must be what the person said yes to (or less, if another run did some of it)."""
+    def key(c):
+        return (c.step, c.action, c.kind, c.name)
+
+    agreed = {key(c) for c in confirmed.actionable}
+    new = [c for c in fresh.actionable if key(c) not in agreed]
+    if new:
+        raise Aborted(
+            "the env changed since the plan was shown (" + "; ".join(c.describe() for c in new[:3])
+            + "): nothing was applied; run the same command again to see the new plan"
+        )
 
 
 def _ask(prompt: str) -> str:

@@ -63,6 +63,8 @@ class Database:
     performance_insights_retention_days: int = 7
     auto_minor_version_upgrade: bool = True
     deletion_protection: bool = False
+    # Modifications now, or at the next maintenance window (`up --apply-immediately` overrides).
+    apply_immediately: bool = True
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ class Context:
     report: Reporter
     options: Options = field(default_factory=Options)
     observed: dict[str, Any] = field(default_factory=dict)  # step name -> that step's Observed
+    identity: dict | None = None  # sts get-caller-identity's answer, once the account guard has checked it
 
     def tags(self, name: str) -> dict[str, str]:
         from awsprac import tags

@@ -58,3 +58,10 @@ def walk(nodes: list[Hashable], deps: dict[Hashable, tuple], work: Callable[[Has
                     raise error
                 finished.add(node)
     return result
+
+
+def concurrently(*calls: Callable[[], object]) -> list:
+    """Independent reads at once; results in order; the first error is raised after all finish."""
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="awsprac-read") as pool:
+        futures = [pool.submit(call) for call in calls]
+    return [f.result() for f in futures]

@@ -8,17 +8,19 @@ from pathlib import Path
 from awsprac.errors import UsageError
 
 # prd differs from stg only in what protects production data.
-ENV_DEFAULTS = {"stg": {"deletion_protection": False}, "prd": {"deletion_protection": True}}
+ENV_DEFAULTS = {
+    "stg": {"deletion_protection": False, "apply_immediately": True},
+    "prd": {"deletion_protection": True, "apply_immediately": False},
+}
 
 
 def render(env: str, account_id: str = "") -> str:
     template = resources.files("awsprac").joinpath("templates/env.toml").read_text(encoding="utf-8")
-    protection = ENV_DEFAULTS.get(env, {}).get("deletion_protection", False)
-    return (
-        template.replace("@ENV@", env)
-        .replace("@ACCOUNT_ID@", account_id)
-        .replace("@DELETION_PROTECTION@", "true" if protection else "false")
-    )
+    defaults = ENV_DEFAULTS.get(env, ENV_DEFAULTS["stg"])
+    text = template.replace("@ENV@", env).replace("@ACCOUNT_ID@", account_id)
+    for key, value in defaults.items():
+        text = text.replace(f"@{key.upper()}@", "true" if value else "false")
+    return text
 
 
 def write_defaults(envs_dir: Path, accounts: dict[str, str], force: bool) -> list[tuple[Path, str]]:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -28,6 +30,9 @@ class Reporter:
         self.err = _console(stderr=True)
         self.verbose = verbose
         self.quiet_progress = quiet_progress
+        self._progress: Progress | None = None
+        self._progress_lock = threading.Lock()
+        self._waits = 0
 
     # diagnostics (stderr)
     def info(self, text: str) -> None:
@@ -48,15 +53,32 @@ class Reporter:
 
     @contextmanager
     def waiting(self, what: str) -> Iterator["_Line"]:
-        """A live line with elapsed time while AWS works; plain lines when not on a terminal."""
+        """A live line with elapsed time while AWS works, one per wait, in one display shared by all the
+        steps running at once (rich allows one live display). Plain lines when not on a terminal."""
         start = time.monotonic()
         if self.quiet_progress or not self.err.is_terminal:
             self.debug(f"waiting: {what}")
             yield _Line(None, self)
             self.debug(f"done: {what} ({time.monotonic() - start:.1f}s)")
             return
-        with self.err.status(Text(f"{what}..."), spinner="dots") as status:
-            yield _Line(status, self)
+        with self._progress_lock:
+            if self._progress is None:
+                self._progress = Progress(
+                    SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=self.err, transient=True,
+                )
+                self._progress.start()
+            task = self._progress.add_task(what, total=None)
+            self._waits += 1
+        try:
+            yield _Line((self._progress, task), self)
+        finally:
+            with self._progress_lock:
+                self._progress.remove_task(task)
+                self._waits -= 1
+                if self._waits == 0:
+                    self._progress.stop()
+                    self._progress = None
 
     def applied(self, text: str) -> None:
         self.err.print(Text("  ✓ ", style="green") + Text(text))
@@ -111,19 +133,21 @@ class Reporter:
 class _Line:
     """The live status line of one wait; `update` shows the latest AWS state."""
 
-    def __init__(self, status, reporter: "Reporter"):
-        self._status, self._reporter, self._last = status, reporter, None
+    def __init__(self, task, reporter: "Reporter"):
+        self._task, self._reporter, self._last = task, reporter, None
 
     def update(self, text: str) -> None:
-        if self._status is not None:
-            self._status.update(Text(text))
+        if self._task is not None:
+            progress, task_id = self._task
+            progress.update(task_id, description=text)
         elif text != self._last:
             self._reporter.debug(text)
         self._last = text
 
 
 def _console(stderr: bool) -> Console:
-    console = Console(stderr=stderr, markup=False, highlight=False, soft_wrap=True)
+    # emoji=False: an ARN such as ...:secret:rds-main-stg must not turn into an emoji
+    console = Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # piped or logged: do not fold ids and settings at 80 columns
     return console

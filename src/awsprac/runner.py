@@ -132,10 +132,13 @@ def apply(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
         if stale:
             observe(ctx, step)
         todo = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
-        for change in todo:
+
+        def carry_out(change: Change) -> None:
             step.apply(ctx, change)
             applied.append(change)
             ctx.report.applied(f"{_past(change)} {change.kind} {change.name}" + (f" ({change.id})" if change.id else ""))
+
+        _each(step, todo, carry_out)
         if todo:
             changed.add(step.NAME)
             observe(ctx, step)
@@ -163,12 +166,27 @@ def destroy(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
     applied: list[Change] = []
 
     def work(step: ModuleType) -> None:
-        for change in [c for c in planned.changes if c.step == step.NAME and c.action is Action.DELETE]:
+        def carry_out(change: Change) -> None:
             step.apply(ctx, change)
             applied.append(change)
             ctx.report.applied(f"deleted {change.kind} {change.name} ({change.id})")
 
+        _each(step, [c for c in planned.changes if c.step == step.NAME and c.action is Action.DELETE], carry_out)
+
     return Outcome.of(_walk(ctx, steps, work, reverse=True), applied)
+
+
+def _each(step: ModuleType, changes: list[Change], carry_out) -> None:
+    """A step's changes in order; at the same time when the step declares them independent
+    (INDEPENDENT_CHANGES = True, e.g. four subnets). The first failure is raised after all finish."""
+    if len(changes) < 2 or not getattr(step, "INDEPENDENT_CHANGES", False):
+        for change in changes:
+            carry_out(change)
+        return
+    walk = dag.walk(changes, {}, carry_out)
+    for change in changes:
+        if change in walk.failed:
+            raise walk.failed[change]
 
 
 def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
@@ -179,6 +197,8 @@ def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
         if step not in steps:
             continue
         found = {(f.kind, f.name): f for f in ctx.observed[step.NAME].resources()}
+        # Reads only status wants (an ECR repository's image count) stay out of observe(), so `up` skips them.
+        states = step.status_states(ctx, ctx.observed[step.NAME]) if hasattr(step, "status_states") else {}
         for spec in step.desired(ctx.cfg):
             f = found.get((spec.kind, spec.name))
             mine = [c for c in planned.changes if c.step == step.NAME and c.kind == spec.kind and c.name == spec.name]
@@ -189,7 +209,7 @@ def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
             sync = "drifted" if mine else "in sync"
             if not ctx.owns(f) and not mine:
                 sync = "not owned"
-            rows.append(StatusRow(step.NAME, spec.kind, spec.name, f.id, f.state or "exists", sync, detail))
+            rows.append(StatusRow(step.NAME, spec.kind, spec.name, f.id, states.get((f.kind, f.name), f.state) or "exists", sync, detail))
     return rows
 
 

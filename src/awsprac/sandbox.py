@@ -27,7 +27,9 @@ class Sandbox:
             from moto.server import ThreadedMotoServer
         except ImportError:
             raise UsageError("the sandbox needs moto: pip install 'awsprac[sandbox]'") from None
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto answers an API it lacks (DescribeDBEngineVersions) with a 500 and logs a traceback at ERROR;
+        # awsprac handles that answer, so the traceback would only alarm the user.
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         faithful_moto()
         if account_id:

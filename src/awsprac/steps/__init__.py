@@ -6,6 +6,9 @@
     diff(ctx, want, have) -> [Change]     pure given what was observed: idempotence lives here
     apply(ctx, change) -> None            the only writer; returns once the resource is usable
     teardown(ctx, have) -> [Change]       deletes for what observe found and this env owns
+and, optionally:
+    INDEPENDENT_CHANGES = True            the runner may apply the step's changes at the same time
+    status_states(ctx, have) -> {(kind, name): state}   reads only `status` needs, kept out of `up`
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import importlib
 from types import ModuleType
 
 # The order steps are listed in SPEC; the runner orders by REQUIRES, this only breaks ties.
-ORDER = ("vpc", "subnets", "igw", "nat-iam", "nat", "routes")
+ORDER = ("profile", "vpc", "subnets", "igw", "nat-iam", "nat", "routes", "secrets", "rds", "ecr", "scheduler")
 
 
 def load(name: str) -> ModuleType:

@@ -14,6 +14,7 @@ from awsprac.reconcile import applying, delete_change, delete_when_free, eventua
 
 NAME = "subnets"
 REQUIRES = ("vpc",)
+INDEPENDENT_CHANGES = True  # the runner may create (or delete) the subnets at the same time
 TIERS = ("public", "private")
 
 
@@ -93,12 +94,13 @@ def apply(ctx: Context, change: Change) -> None:
             delete_when_free(ctx, change, ec2.delete_subnet, lambda: network_interfaces(ec2, subnet_id=change.id), SubnetId=change.id)
         elif change.action is Action.CREATE:
             vpc_id = ctx.observed["vpc"].id
-            subnet_id = eventually(
+            subnet = eventually(
                 ctx, f"vpc {vpc_id}", ec2.create_subnet, VpcId=vpc_id, AvailabilityZone=spec.az, CidrBlock=spec.cidr,
                 TagSpecifications=tags.specification("subnet", ctx.tags(spec.name)),
-            )["Subnet"]["SubnetId"]
-            with ctx.report.waiting(f"subnet {spec.name} ({subnet_id}) becoming available"):
-                eventually(ctx, f"subnet {subnet_id}", ec2.get_waiter("subnet_available").wait, SubnetIds=[subnet_id], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+            )["Subnet"]
+            if subnet.get("State") != "available":
+                with ctx.report.waiting(f"subnet {spec.name} ({subnet['SubnetId']}) becoming available"):
+                    eventually(ctx, f"subnet {subnet['SubnetId']}", ec2.get_waiter("subnet_available").wait, SubnetIds=[subnet["SubnetId"]], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
         else:
             retag(ctx, ctx.observed[NAME].subnets[change.name])
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from awsprac import lookup, tags
 from awsprac.aws import translate
 from awsprac.config import EnvConfig
+from awsprac.dag import concurrently
 from awsprac.context import Context
 from awsprac.plan import Action, Change, FieldDiff
 from awsprac.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
@@ -59,9 +60,11 @@ def observe(ctx: Context) -> Observed:
         vpc = lookup.find_by_names(ec2, lookup.VPC, [name]).get(name)
         if vpc is None:
             return Observed(None)
-        # DNS attributes are not part of DescribeVpcs: one read each.
-        support = ec2.describe_vpc_attribute(VpcId=vpc.id, Attribute="enableDnsSupport")["EnableDnsSupport"]["Value"]
-        hostnames = ec2.describe_vpc_attribute(VpcId=vpc.id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
+        # DNS attributes are not part of DescribeVpcs: one read each, both at once.
+        support, hostnames = concurrently(
+            lambda: ec2.describe_vpc_attribute(VpcId=vpc.id, Attribute="enableDnsSupport")["EnableDnsSupport"]["Value"],
+            lambda: ec2.describe_vpc_attribute(VpcId=vpc.id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"],
+        )
     return Observed(vpc, (support, hostnames))
 
 
@@ -101,12 +104,14 @@ def apply(ctx: Context, change: Change) -> None:
             delete_when_free(ctx, change, ec2.delete_vpc, lambda: network_interfaces(ec2, vpc_id=change.id), VpcId=change.id)
             return
         if change.action is Action.CREATE:
-            vpc_id = ec2.create_vpc(
+            vpc = ec2.create_vpc(
                 CidrBlock=spec.cidr, InstanceTenancy=spec.tenancy,
                 TagSpecifications=tags.specification("vpc", ctx.tags(spec.name)),
-            )["Vpc"]["VpcId"]
-            with ctx.report.waiting(f"vpc {spec.name} ({vpc_id}) becoming available"):
-                eventually(ctx, f"vpc {vpc_id}", ec2.get_waiter("vpc_available").wait, VpcIds=[vpc_id], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+            )["Vpc"]
+            vpc_id = vpc["VpcId"]
+            if vpc.get("State") != "available":
+                with ctx.report.waiting(f"vpc {spec.name} ({vpc_id}) becoming available"):
+                    eventually(ctx, f"vpc {vpc_id}", ec2.get_waiter("vpc_available").wait, VpcIds=[vpc_id], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
             _set_dns(ctx, vpc_id, NEW_VPC_DNS, spec)
             return
         have: Observed = ctx.observed[NAME]

@@ -1,0 +1,192 @@
+"""Step `secrets`: the secret `rds-main-{env}` with the database's credentials (SPEC section 6).
+
+It runs before `rds`: the password is generated (by Secrets Manager) and stored here first, and the
+database is then created with the password read back from this secret, so a crash in between loses
+nothing. `DB_HOST` stays empty until the database has an endpoint; the `rds` step writes it.
+A secret scheduled for deletion (after a destroy) is restored, never re-created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awsprac import dbsecret, tags
+from awsprac.config import EnvConfig
+from awsprac.context import Context
+from awsprac.lookup import Found
+from awsprac.plan import Action, Change, FieldDiff
+from awsprac.reconcile import applying, gone_is_fine, update
+
+NAME = "secrets"
+REQUIRES: tuple[str, ...] = ()
+DEFAULT_KMS_KEYS = (None, "", "alias/aws/secretsmanager")
+HIDDEN = "(generated, never shown)"
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    name: str
+    values: tuple[tuple[str, str], ...]  # the keys this step owns: DB_PORT, DB_NAME, DB_USER_NAME
+    db_id: str
+    kind: str = dbsecret.KIND
+
+    @property
+    def description(self) -> str:
+        return f"Credentials of RDS instance {self.db_id} (managed by awsprac)"
+
+
+@dataclass(frozen=True)
+class Observed:
+    secret: dbsecret.SecretState | None
+    db_exists: bool | None = None  # only looked up when the secret cannot supply a password
+
+    @property
+    def ready(self) -> bool:
+        s = self.secret
+        return s is not None and not s.pending_deletion and s.password is not None
+
+    def resources(self) -> list[Found]:
+        return [self.secret.found] if self.secret else []
+
+    def outputs(self) -> dict:
+        # The ARN, never the value.
+        if self.secret is None or self.secret.pending_deletion:
+            return {}
+        return {"db_secret_name": self.secret.found.name, "db_secret_arn": self.secret.arn}
+
+
+def desired(cfg: EnvConfig) -> list[SecretSpec]:
+    db = cfg.database
+    values = (("DB_PORT", str(db.port)), ("DB_NAME", db.db_name), ("DB_USER_NAME", db.master_username))
+    return [SecretSpec(dbsecret.secret_name(cfg), values, cfg.vpc_name)]
+
+
+def observe(ctx: Context) -> Observed:
+    secret = dbsecret.find(ctx)
+    if secret is not None and (secret.pending_deletion or secret.password is not None):
+        return Observed(secret)
+    from awsprac.steps import rds
+
+    return Observed(secret, rds.find(ctx) is not None)
+
+
+def diff(ctx: Context, want: list[SecretSpec], have: Observed) -> list[Change]:
+    (spec,) = want
+    s = have.secret
+    if s is None:
+        if have.db_exists:
+            raise dbsecret.SecretMissing(dbsecret.missing_message(ctx.cfg, spec.db_id, "is missing"))
+        fields = [FieldDiff(k, None, v) for k, v in spec.values]
+        fields += [FieldDiff("DB_HOST", None, "(empty until the database has an endpoint)"), FieldDiff("DB_PASSWORD", None, HIDDEN)]
+        return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=tuple(fields), spec=spec)]
+    if s.pending_deletion:
+        fields = [FieldDiff("state", f"scheduled for deletion on {s.deletion_date}", "restored")]
+        return update(ctx, NAME, s.found, fields, spec)
+    if s.password is None and have.db_exists:
+        raise dbsecret.SecretMissing(dbsecret.missing_message(ctx.cfg, spec.db_id, f"is unusable ({s.problem})"))
+    changes = []
+    if s.kms_key_id not in DEFAULT_KMS_KEYS:
+        changes.append(Change(
+            NAME, Action.REPORT, spec.kind, spec.name, s.arn, (FieldDiff("encryption key", s.kms_key_id, "aws/secretsmanager"),),
+            note=f"left as is (other readers may depend on that key): `aws secretsmanager update-secret --secret-id {spec.name} "
+                 "--kms-key-id alias/aws/secretsmanager` moves it to the default key",
+        ))
+    return changes + update(ctx, NAME, s.found, value_fields(spec, s), spec)
+
+
+def value_fields(spec: SecretSpec, s: dbsecret.SecretState) -> list[FieldDiff]:
+    """What differs in the value. The password is never shown: only whether it is there."""
+    fields = []
+    if s.password is None:
+        fields.append(FieldDiff("DB_PASSWORD", f"(unusable: {s.problem})", HIDDEN))
+    for key, value in spec.values:
+        current = s.values.get(key)
+        if current is None or str(current) != value:
+            fields.append(FieldDiff(key, current, value))
+    if "DB_HOST" not in s.values:
+        fields.append(FieldDiff("DB_HOST", None, "(empty until the database has an endpoint)"))
+    if s.rotation:
+        fields.append(FieldDiff("rotation", "on", "off"))
+    return fields
+
+
+def wanted_values(spec: SecretSpec, current: dict) -> dict:
+    values = dict(current)
+    values.update(dict(spec.values))
+    values.setdefault("DB_HOST", "")
+    return values
+
+
+def apply(ctx: Context, change: Change) -> None:
+    spec: SecretSpec = change.spec
+    with applying(change):
+        if change.action is Action.DELETE:
+            _delete(ctx, change)
+            return
+        if change.action is Action.CREATE:
+            password = dbsecret.generate_password(ctx)
+            state = dbsecret.create(ctx, wanted_values(spec, {}), password, spec.description)
+        else:
+            state = ctx.observed[NAME].secret
+            if state.pending_deletion:
+                state = dbsecret.restore(ctx, state)
+        _reconcile(ctx, spec, state)
+
+
+def _reconcile(ctx: Context, spec: SecretSpec, state: dbsecret.SecretState) -> None:
+    """Tags, rotation, values: only what differs (every put is a new version)."""
+    sm = dbsecret.client(ctx)
+    add = tags.missing(state.found.tags, ctx.tags(spec.name))
+    if add:
+        sm.tag_resource(SecretId=state.arn, Tags=tags.as_list(add))
+    if state.rotation:
+        sm.cancel_rotate_secret(SecretId=state.arn)
+    fields = [f for f in value_fields(spec, state) if f.field != "rotation"]
+    if not fields:
+        return
+    password = state.password
+    if password is None:
+        from awsprac.steps import rds
+
+        if rds.find(ctx) is not None:
+            raise dbsecret.SecretMissing(dbsecret.missing_message(ctx.cfg, spec.db_id, f"is unusable ({state.problem})"))
+        password = dbsecret.generate_password(ctx)
+    dbsecret.put(ctx, state, wanted_values(spec, state.values), password, "settings")
+
+
+def teardown(ctx: Context, have: Observed) -> list[Change]:
+    s = have.secret
+    if s is None:
+        return []
+    if not ctx.owns(s.found):
+        return [Change(NAME, Action.REPORT, s.found.kind, s.found.name, s.arn,
+                       note=f"left alone: not tagged {tags.ENV_KEY}={ctx.cfg.env}, so not this env's to delete")]
+    immediate = ctx.options.force_delete_secret or ctx.cfg.secrets.recovery_window_days == 0
+    if s.pending_deletion and not immediate:
+        return []  # already on its way out; `up` restores it
+    from awsprac.steps import rds
+
+    stays = rds.db_stays(ctx)
+    if stays:
+        return [Change(NAME, Action.REPORT, s.found.kind, s.found.name, s.arn,
+                       note=f"kept: it holds the password of database {rds.db_name(ctx.cfg)}, which stays ({stays})")]
+    if immediate:
+        note = "deleted at once, no recovery window (--force-delete-secret): the password it holds is gone"
+    else:
+        note = f"recoverable for {ctx.cfg.secrets.recovery_window_days} days: `awsprac up` restores it"
+    return [Change(NAME, Action.DELETE, s.found.kind, s.found.name, s.arn, note=note)]
+
+
+def _delete(ctx: Context, change: Change) -> None:
+    sm = dbsecret.client(ctx)
+    window = ctx.cfg.secrets.recovery_window_days
+    if ctx.options.force_delete_secret or window == 0:
+        gone_is_fine(sm.delete_secret, SecretId=change.id, ForceDeleteWithoutRecovery=True)
+        ctx.report.info(f"secret {change.name} deleted without a recovery window: it cannot be restored")
+        return
+    gone_is_fine(sm.delete_secret, SecretId=change.id, RecoveryWindowInDays=window)
+    ctx.report.info(
+        f"secret {change.name} is scheduled for deletion in {window} days; until then `awsprac up --env {ctx.cfg.env}` "
+        f"restores it (or `aws secretsmanager restore-secret --secret-id {change.name}`)"
+    )
+

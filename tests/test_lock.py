@@ -1,0 +1,114 @@
+"""One run at a time per env: the lease in SSM, stale leases, and two `up` runs racing."""
+
+import json
+import os
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+
+from awsprac import lock
+
+REGION = "ap-northeast-1"
+NAME = "run-lock-aws-practice-stg"
+
+
+def ssm():
+    return boto3.client("ssm", region_name=REGION)
+
+
+def test_the_lease_is_held_during_the_block_and_given_back(ctx):
+    with lock.held(ctx, "up"):
+        lease = json.loads(ssm().get_parameter(Name=NAME)["Parameter"]["Value"])
+        assert lease["pid"] == os.getpid() and lease["command"] == "up"
+        tags = {t["Key"]: t["Value"] for t in ssm().list_tags_for_resource(ResourceType="Parameter", ResourceId=NAME)["TagList"]}
+        assert tags["awsprac:env"] == "stg"
+    assert ssm().describe_parameters()["Parameters"] == []
+
+
+def test_a_second_run_is_refused_while_the_first_holds_it(ctx, make_ctx):
+    with lock.held(ctx, "up"):
+        with pytest.raises(lock.Locked) as err:
+            with lock.held(make_ctx(), "destroy"):
+                pass
+    message = str(err.value)
+    assert message.startswith(f"env stg is locked by another awsprac run (up on ")
+    assert f"pid {os.getpid()}" in message and "`awsprac unlock --env stg`" in message
+
+
+def put_lease(pid: int, expires: datetime, host: str | None = None):
+    import socket
+
+    value = {"host": host or socket.gethostname(), "pid": pid, "command": "up", "since": "then", "expires": expires.isoformat()}
+    ssm().put_parameter(Name=NAME, Value=json.dumps(value), Type="String")
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_lease_of_a_killed_run_on_this_machine_is_taken_over(ctx, capsys):
+    put_lease(dead_pid(), datetime.now(timezone.utc) + timedelta(hours=1))
+    with lock.held(ctx, "up"):
+        assert json.loads(ssm().get_parameter(Name=NAME)["Parameter"]["Value"])["pid"] == os.getpid()
+    assert "taking over the lock of a run that is gone" in capsys.readouterr().err
+
+
+def test_an_expired_lease_from_another_machine_is_taken_over(ctx):
+    put_lease(12345, datetime.now(timezone.utc) - timedelta(minutes=1), host="elsewhere")
+    with lock.held(ctx, "up"):
+        pass
+
+
+def test_a_live_lease_from_another_machine_is_respected_until_unlocked(ctx, make_ctx):
+    put_lease(12345, datetime.now(timezone.utc) + timedelta(hours=1), host="elsewhere")
+    with pytest.raises(lock.Locked, match="up on elsewhere pid 12345"):
+        with lock.held(ctx, "up"):
+            pass
+    assert lock.unlock(make_ctx()).startswith("up on elsewhere pid 12345")
+    with lock.held(make_ctx(), "up"):
+        pass
+
+
+def test_a_converged_up_takes_no_lease(ctx, make_ctx, calls):
+    from awsprac import runner
+
+    runner.apply(ctx, runner.resolve(None), runner.plan(ctx, runner.resolve(None)))
+    from awsprac.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--envs-dir", str(ctx.cfg.path.parent), "up", "--env", "stg", "--yes"])
+        raise SystemExit(0)
+    assert exit.value.code in (0, None)
+    assert ssm().describe_parameters()["Parameters"] == []
+
+
+def test_what_changed_while_confirming_is_not_applied(ctx, monkeypatch, capsys):
+    """The plan said 'update the VPC'; while the person read it, someone deleted a subnet."""
+    import io
+    import sys
+
+    from awsprac import runner
+    from awsprac.cli import main
+
+    runner.apply(ctx, runner.resolve(None), runner.plan(ctx, runner.resolve(None)))
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.modify_vpc_attribute(VpcId=ctx.observed["vpc"].id, EnableDnsHostnames={"Value": False})
+    subnet = ctx.observed["subnets"].subnets["public-subnet-1c-stg"].id
+
+    class Person(io.StringIO):
+        def readline(self):
+            ec2.delete_subnet(SubnetId=subnet)
+            return "y\n"
+
+    monkeypatch.setattr(sys, "stdin", Person())
+    with pytest.raises(SystemExit) as exit:
+        main(["--envs-dir", str(ctx.cfg.path.parent), "up", "--env", "stg"])
+    err = capsys.readouterr().err
+    assert exit.value.code == 1
+    assert "the env changed since the plan was shown (+ subnet public-subnet-1c-stg" in err
+    attribute = ec2.describe_vpc_attribute(VpcId=ctx.observed["vpc"].id, Attribute="enableDnsHostnames")
+    assert attribute["EnableDnsHostnames"]["Value"] is False, "nothing may be applied"
