@@ -17,7 +17,8 @@ def client(server, service="ec2"):
 def owned_nat_and_routes(server):
     """Everything of sections 3 and 4 that carries env stg's tags, by kind."""
     ec2, iam = client(server), client(server, "iam")
-    mine = [{"Name": "tag:awsprac:env", "Values": ["stg"]}]
+    mine = [{"Name": "tag:awsprac:env", "Values": ["stg"]}, {"Name": "tag:Name", "Values": [
+        NAT, "aws-practice-nat-stg", "aws-practice-nat-instance-1a-stg", "aws-practice-rtb-public-stg", "aws-practice-rtb-private-stg"]}]
     instances = [i["InstanceId"] for r in ec2.describe_instances(Filters=mine)["Reservations"] for i in r["Instances"] if i["State"]["Name"] != "terminated"]
     gateways = [g["NatGatewayId"] for g in ec2.describe_nat_gateways(Filters=mine)["NatGateways"] if g["State"] not in ("deleted", "deleting")]
     return {
@@ -26,7 +27,7 @@ def owned_nat_and_routes(server):
         "route table": [t["RouteTableId"] for t in ec2.describe_route_tables(Filters=mine)["RouteTables"]],
         "NAT gateway": gateways,
         "elastic IP": [a["AllocationId"] for a in ec2.describe_addresses(Filters=mine)["Addresses"]],
-        "IAM role": [r["RoleName"] for r in iam.list_roles()["Roles"]],
+        "IAM role": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] == "aws-practice-nat-stg"],
     }
 
 

@@ -17,6 +17,8 @@ from conftest import FailFirst, aws_error
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
+# SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
+STEPS = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"]
 NAT = "aws-practice-nat-1a-stg"
 SG_NAME = "aws-practice-nat-stg"
 ROLE = "aws-practice-nat-stg"
@@ -33,7 +35,7 @@ def iam():
 
 
 def up(ctx, names=None):
-    steps = runner.resolve(names)
+    steps = runner.resolve(names or STEPS)
     planned = runner.plan(ctx, steps)
     outcome = runner.apply(ctx, steps, planned)
     assert outcome.ok, outcome.failed
@@ -41,7 +43,7 @@ def up(ctx, names=None):
 
 
 def plan(make_ctx, names=None, **kw):
-    return runner.plan(make_ctx(**kw), runner.resolve(names)).changes
+    return runner.plan(make_ctx(**kw), runner.resolve(names or STEPS)).changes
 
 
 def with_nat(cfg, **nat):
@@ -184,9 +186,9 @@ def test_what_is_sent_on_create(make_ctx):
 def test_second_run_plans_nothing_and_writes_nothing(ctx, make_ctx, calls):
     up(ctx)
     again = make_ctx(hooks=[("before-call.*.*", calls)])
-    planned = runner.plan(again, runner.resolve(None))
+    planned = runner.plan(again, runner.resolve(STEPS))
     assert planned.changes == []
-    assert runner.apply(again, runner.resolve(None), planned).applied == []
+    assert runner.apply(again, runner.resolve(STEPS), planned).applied == []
     assert calls.writes == []
 
 
@@ -207,7 +209,7 @@ def test_iam_not_yet_visible_to_ec2_is_retried_with_one_token_and_makes_one_inst
 
 def test_other_launch_errors_are_not_retried(make_ctx, clock):
     fault = FailFirst("RunInstances", "InvalidParameterValue", times=10, message="Value (t2.nano.bogus) for parameter instanceType is invalid.")
-    steps = runner.resolve(None)
+    steps = runner.resolve(STEPS)
     ctx = make_ctx(hooks=[fault.hook])
     outcome = runner.apply(ctx, steps, runner.plan(ctx, steps))
     assert "creating instance aws-practice-nat-1a-stg failed: InvalidParameterValue" in str(outcome.failed["nat"])
@@ -291,7 +293,7 @@ def test_destroy_then_up_launches_with_a_new_token(make_ctx):
     sent = Sent()
     up(make_ctx(hooks=[sent.hook]))
     ctx = make_ctx()
-    steps = runner.resolve(None)
+    steps = runner.resolve(STEPS)
     assert runner.destroy(ctx, steps, runner.teardown_plan(ctx, steps)).ok
     up(make_ctx(hooks=[sent.hook]))
     first, second = [p["ClientToken"] for p in sent.of("RunInstances")]
@@ -362,7 +364,7 @@ def test_a_newer_ami_is_drift_to_report_never_a_replacement(ctx, make_ctx, calls
     assert str(report.fields[0]) == f"ami: {running['ImageId']} -> ami-0123456789abcdef0"
     assert "it is kept" in report.note and "terminate the instance" in report.note
     ctx2 = make_ctx(hooks=[("before-call.ssm.GetParameter", newer), ("before-call.*.*", calls)])
-    steps = runner.resolve(None)
+    steps = runner.resolve(STEPS)
     assert runner.apply(ctx2, steps, runner.plan(ctx2, steps)).applied == []
     assert calls.writes == []
     assert [i["InstanceId"] for i in live_instances()] == [running["InstanceId"]]
@@ -485,7 +487,7 @@ def state_of_the_nat(vpc_id):
     gateways = [g for g in client.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["NatGateways"] if g["State"] != "deleted"]
     addresses = client.describe_addresses(Filters=[{"Name": "tag:awsprac:env", "Values": ["stg"]}])["Addresses"]
     groups = client.describe_security_groups(Filters=[{"Name": "group-name", "Values": [SG_NAME]}])["SecurityGroups"]
-    roles = [r["RoleName"] for r in iam().list_roles()["Roles"]]
+    roles = [r["RoleName"] for r in iam().list_roles()["Roles"] if r["RoleName"] == ROLE]
     return {"instances": len(live_instances()), "gateways": len(gateways), "addresses": len(addresses), "groups": len(groups), "roles": len(roles)}
 
 
@@ -575,7 +577,7 @@ def test_a_failed_nat_gateway_says_why(make_ctx, cfg, clock):
             return answer({"NatGateways": [{"NatGatewayId": params["body"]["NatGatewayId.1"], "State": "failed", "FailureMessage": "Elastic IP address is already associated"}]})
 
     ctx = make_ctx(config=with_nat(cfg, mode="gateway"), hooks=[("before-call.ec2.DescribeNatGateways", failed)])
-    steps = runner.resolve(None)
+    steps = runner.resolve(STEPS)
     outcome = runner.apply(ctx, steps, runner.plan(ctx, steps))
     assert "is failed: Elastic IP address is already associated; delete it, then run `awsprac up` again" in str(outcome.failed["nat"])
 
@@ -590,7 +592,7 @@ def test_destroy_goes_in_order_and_leaves_nothing_owned(ctx, make_ctx, clock):
     original_main = client.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "tag:awsprac:original-main-route-table", "Values": ["*"]}])["RouteTables"]
     sent = Sent()
     ctx2 = make_ctx(hooks=[sent.hook])
-    steps = runner.resolve(None)
+    steps = runner.resolve(STEPS)
     planned = runner.teardown_plan(ctx2, steps)
     assert [(c.step, c.kind) for c in planned.changes if c.step in ("routes", "nat", "nat-iam")] == [
         ("routes", "route table"), ("routes", "route table"),
@@ -617,7 +619,7 @@ def test_destroy_in_gateway_mode_waits_for_the_gateway_before_releasing_its_addr
     up(make_ctx(config=gateway))
     sent = Sent()
     ctx = make_ctx(config=gateway, hooks=[sent.hook])
-    steps = runner.resolve(None)
+    steps = runner.resolve(STEPS)
     assert runner.destroy(ctx, steps, runner.teardown_plan(ctx, steps)).ok
     writes = [n for n in sent.names if not n.startswith(("Describe", "Get", "List"))]
     assert writes.index("DeleteNatGateway") < writes.index("ReleaseAddress") < writes.index("DetachInternetGateway")
@@ -630,7 +632,7 @@ def test_teardown_leaves_what_another_env_or_a_person_owns(ctx, make_ctx):
     iam().untag_role(RoleName=ROLE, TagKeys=["awsprac:env"])
     instance_id = the_instance()["InstanceId"]
     ec2().delete_tags(Resources=[instance_id], Tags=[{"Key": "awsprac:env"}])
-    planned = runner.teardown_plan(make_ctx(), runner.resolve(None))
+    planned = runner.teardown_plan(make_ctx(), runner.resolve(STEPS))
     left = {(c.kind, c.id) for c in planned.changes if c.action is Action.REPORT}
     assert ("instance", instance_id) in left and ("IAM role", f"arn:aws:iam::123456789012:role/{ROLE}") in left
 
@@ -638,7 +640,7 @@ def test_teardown_leaves_what_another_env_or_a_person_owns(ctx, make_ctx):
 def test_teardown_of_what_is_already_gone_is_success(ctx, make_ctx, clock):
     up(ctx)
     ctx2 = make_ctx()
-    steps = runner.resolve(None)
+    steps = runner.resolve(STEPS)
     planned = runner.teardown_plan(ctx2, steps)
     ec2().terminate_instances(InstanceIds=[the_instance()["InstanceId"]])
     iam().remove_role_from_instance_profile(InstanceProfileName=ROLE, RoleName=ROLE)
@@ -651,7 +653,7 @@ def test_security_group_delete_waits_while_the_instance_interface_lingers(ctx, m
     up(ctx)
     fault = FailFirst("DeleteSecurityGroup", "DependencyViolation", times=2, message="resource sg-1 has a dependent object")
     ctx2 = make_ctx(hooks=[fault.hook])
-    steps = runner.resolve(None)
+    steps = runner.resolve(STEPS)
     assert runner.destroy(ctx2, steps, runner.teardown_plan(ctx2, steps)).ok
     assert fault.failed == 2 and fault.passed == 1
 
@@ -664,7 +666,7 @@ def test_the_baked_ami_is_kept_unless_asked(ctx, make_ctx):
         TagSpecifications=[{"ResourceType": "image", "Tags": tags.as_list({"Name": "aws-practice-nat-instance", **OWNED})}],
     )["ImageId"]
     snapshot = client.describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
-    steps = runner.resolve(None)
+    steps = runner.resolve(STEPS)
     kept = [c for c in runner.teardown_plan(make_ctx(), steps).changes if c.kind == "AMI"]
     assert [(c.action, c.id) for c in kept] == [(Action.REPORT, image_id)] and "--include-ami" in kept[0].note
     ctx2 = make_ctx(include_ami=True)

@@ -10,6 +10,8 @@ from awsprac.plan import Action
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
+# SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
+STEPS = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"]
 PUBLIC, PRIVATE = "aws-practice-rtb-public-stg", "aws-practice-rtb-private-stg"
 
 
@@ -18,7 +20,7 @@ def ec2():
 
 
 def up(ctx, names=None):
-    steps = runner.resolve(names)
+    steps = runner.resolve(names or STEPS)
     planned = runner.plan(ctx, steps)
     outcome = runner.apply(ctx, steps, planned)
     assert outcome.ok, outcome.failed
@@ -26,7 +28,7 @@ def up(ctx, names=None):
 
 
 def plan(make_ctx, names=None, **kw):
-    return runner.plan(make_ctx(**kw), runner.resolve(names)).changes
+    return runner.plan(make_ctx(**kw), runner.resolve(names or STEPS)).changes
 
 
 def tables(vpc_id):
