@@ -424,9 +424,11 @@ def test_destroy_takes_a_final_snapshot_and_deletes_in_order(ctx, make_ctx, caps
     sent = Recorder()
     planned, outcome = destroy(make_ctx(hooks=[sent.hook]))
     assert outcome.ok, outcome.failed
-    rds_deletes = [n for n in sent.writes if n in ("DeleteDBInstance", "DeleteDBSubnetGroup", "DeleteDBParameterGroup", "DeleteSecurityGroup", "DeleteSecret")]
+    nat_group = next(c.id for c in planned.changes if c.step == "nat" and c.kind == "security group")
+    rds_deletes = [n for n, p in sent.sent if n in ("DeleteDBInstance", "DeleteDBSubnetGroup", "DeleteDBParameterGroup", "DeleteSecurityGroup", "DeleteSecret") and p.get("GroupId") != nat_group]
     assert rds_deletes[:4] == ["DeleteDBInstance", "DeleteDBSubnetGroup", "DeleteDBParameterGroup", "DeleteSecurityGroup"]
-    assert sent.names.index("DeleteDBInstance") > max(i for i, n in enumerate(sent.names) if n in ("DeleteSchedule", "DeleteScheduleGroup", "DeleteRole"))
+    scheduler_calls = [i for i, (n, p) in enumerate(sent.sent) if n in ("DeleteSchedule", "DeleteScheduleGroup") or (n == "DeleteRole" and p["RoleName"] == "aws-practice-scheduler-stg")]
+    assert sent.names.index("DeleteDBInstance") > max(scheduler_calls)
     (delete,) = sent.of("DeleteDBInstance")
     assert delete["SkipFinalSnapshot"] is False
     snapshot = delete["FinalDBSnapshotIdentifier"]
