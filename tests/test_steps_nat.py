@@ -457,14 +457,27 @@ def test_iam_drift_and_a_hand_made_role_are_repaired(ctx, make_ctx):
     assert statement["Principal"] == {"Service": "ec2.amazonaws.com"}
 
 
-def test_a_baked_ami_named_in_the_env_file_is_launched_from(ctx, make_ctx, cfg):
+@pytest.mark.parametrize("owner", ["", "123456789012"])
+def test_a_baked_ami_named_in_the_env_file_is_launched_from(ctx, make_ctx, cfg, owner):
     up(ctx, ["vpc", "subnets", "igw", "nat-iam"])
     image_id = ec2().register_image(Name="aws-practice-nat-instance", RootDeviceName="/dev/xvda")["ImageId"]
-    prd_like = with_nat(cfg, ami="{project}-nat-instance")
+    prd_like = with_nat(cfg, ami="{project}-nat-instance", ami_owner=owner)
     sent = Sent()
     up(make_ctx(config=prd_like, hooks=[sent.hook]))
     assert sent.of("RunInstances")[0]["ImageId"] == image_id == the_instance()["ImageId"]
+    looked_up = [p for p in sent.of("DescribeImages") if {"Name": "name", "Values": ["aws-practice-nat-instance"]} in p.get("Filters", []) and {"Name": "state", "Values": ["available"]} in p["Filters"]]
+    assert looked_up and looked_up[0]["Owners"] == [owner or "self"]
     assert plan(make_ctx, config=prd_like) == []
+
+
+def test_step_nat_alone_needs_its_iam_first(ctx):
+    from awsprac.errors import MissingPrerequisite
+
+    up(ctx, ["vpc", "subnets", "igw"])
+    steps = runner.resolve(["nat"])
+    runner.plan(ctx, steps)
+    with pytest.raises(MissingPrerequisite, match=r"step nat needs step nat-iam, which is not built yet: run `awsprac step nat-iam --env stg` first"):
+        runner.require_prerequisites(ctx, steps[0])
 
 
 def test_a_baked_ami_that_does_not_exist_is_a_usage_error(make_ctx, cfg):
