@@ -13,7 +13,7 @@ from awsprac import runner, tags
 from awsprac.errors import AmbiguousResource, UsageError
 from awsprac.plan import Action
 
-from conftest import FailFirst, aws_error
+from conftest import FailFirst
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
@@ -637,6 +637,18 @@ def test_destroy_in_gateway_mode_waits_for_the_gateway_before_releasing_its_addr
     writes = [n for n in sent.names if not n.startswith(("Describe", "Get", "List"))]
     assert writes.index("DeleteNatGateway") < writes.index("ReleaseAddress") < writes.index("DetachInternetGateway")
     assert [g["State"] for g in ec2().describe_nat_gateways()["NatGateways"]] == ["deleted"]
+    assert ec2().describe_addresses()["Addresses"] == []
+
+
+def test_the_gateway_address_is_released_once_aws_lets_go_of_it(make_ctx, cfg, clock):
+    """After DeleteNatGateway, AWS refuses ReleaseAddress with AuthFailure for a while (moto releases at once)."""
+    gateway = with_nat(cfg, mode="gateway")
+    up(make_ctx(config=gateway))
+    held = FailFirst("ReleaseAddress", "AuthFailure", times=2, message="You do not have permission to access the specified resource.")
+    ctx = make_ctx(config=gateway, hooks=[held.hook])
+    steps = runner.resolve(STEPS)
+    assert runner.destroy(ctx, steps, runner.teardown_plan(ctx, steps)).ok
+    assert held.failed == 2 and held.passed == 1
     assert ec2().describe_addresses()["Addresses"] == []
 
 

@@ -727,8 +727,12 @@ def release_address(ctx: Context, change: Change) -> None:
     def release() -> None:
         gone_is_fine(ec2.release_address, AllocationId=change.id)
 
-    # A NAT gateway being deleted holds its address a little longer.
-    waiting.retry_on(lambda e: error_code(e) in ("InvalidIPAddress.InUse", "DependencyViolation", "AuthFailure"), release, RELEASE_BUDGET, ctx.report, f"releasing elastic IP {change.name}")
+    held = ["InvalidIPAddress.InUse", "DependencyViolation"]
+    if change.name == names(ctx.cfg).gateway_address:
+        # A deleted NAT gateway holds its address a little longer, and AWS then answers AuthFailure
+        # ("You do not have permission to access the specified resource"), even after the gateway shows deleted.
+        held.append("AuthFailure")
+    waiting.retry_on(lambda e: error_code(e) in held, release, RELEASE_BUDGET, ctx.report, f"releasing elastic IP {change.name}")
 
 
 def _apply_gateway(ctx: Context, change: Change) -> None:
