@@ -20,6 +20,7 @@ from awsprac import lookup, tags, tokens, waiting
 from awsprac.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
+from awsprac.dag import concurrently
 from awsprac.errors import AwspracError, UsageError
 from awsprac.nat_userdata import render as render_user_data
 from awsprac.plan import Action, Change, FieldDiff
@@ -201,18 +202,29 @@ def observe(ctx: Context) -> Observed:
     n = names(cfg)
     vpc_id = ctx.observed["vpc"].id
     with translate("looking up", f"the NAT of {cfg.vpc_name}"):
-        baked = find_baked_ami(ec2, n.ami)
-        image = resolve_image(ctx) if cfg.nat.mode == "instance" else None
         if not vpc_id:
+            baked, image = concurrently(
+                lambda: find_baked_ami(ec2, n.ami),
+                lambda: resolve_image(ctx) if cfg.nat.mode == "instance" else None,
+            )
             return Observed(cfg.nat.mode, image=image, baked=baked)
-        sg = find_security_group(ec2, n.sg, vpc_id)
-        rules: tuple[dict, ...] = ()
-        if sg is not None:
+
+        def group_and_rules():
+            sg = find_security_group(ec2, n.sg, vpc_id)
+            if sg is None:
+                return None, ()
             pages = ec2.get_paginator("describe_security_group_rules").paginate(Filters=[{"Name": "group-id", "Values": [sg.id]}])
-            rules = tuple(r for page in pages for r in page["SecurityGroupRules"])
-        instance = lookup.find_by_names(ec2, NAT_INSTANCE, [n.instance], vpc_id).get(n.instance)
-        addresses = lookup.find_by_names(ec2, lookup.ELASTIC_IP, [n.instance_address, n.gateway_address])
-        gateway = lookup.find_by_names(ec2, lookup.NAT_GATEWAY, [n.gateway], vpc_id).get(n.gateway)
+            return sg, tuple(r for page in pages for r in page["SecurityGroupRules"])
+
+        # Independent reads, all at once: this step's observation is on the critical path of every run.
+        baked, image, (sg, rules), instance, addresses, gateway = concurrently(
+            lambda: find_baked_ami(ec2, n.ami),
+            lambda: resolve_image(ctx) if cfg.nat.mode == "instance" else None,
+            group_and_rules,
+            lambda: lookup.find_by_names(ec2, NAT_INSTANCE, [n.instance], vpc_id).get(n.instance),
+            lambda: lookup.find_by_names(ec2, lookup.ELASTIC_IP, [n.instance_address, n.gateway_address]),
+            lambda: lookup.find_by_names(ec2, lookup.NAT_GATEWAY, [n.gateway], vpc_id).get(n.gateway),
+        )
     # Seen here too (not only by step nat-iam): removed after the instance, and checked again after apply.
     iam = nat_iam.observe(ctx) if cfg.nat.mode != "instance" else None
     return Observed(cfg.nat.mode, vpc_id, sg, rules, instance, addresses, gateway, image, baked, iam)

@@ -24,6 +24,7 @@ from awsprac import dbsecret, lookup, tags, waiting
 from awsprac.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
+from awsprac.dag import concurrently
 from awsprac.errors import AwspracError
 from awsprac.lookup import Found
 from awsprac.plan import Action, Change, FieldDiff
@@ -160,10 +161,13 @@ def _find_sg(ctx: Context, name: str, vpc_id: str | None) -> Found | None:
 
 def observe(ctx: Context) -> Observed:
     sg_spec, sng_spec, pg_spec, db_spec = desired(ctx.cfg)
-    sg = _find_sg(ctx, sg_spec.name, ctx.observed["vpc"].id)
-    subnet_group = _find_group(ctx, sng_spec.kind, sng_spec.name)
-    parameter_group = _find_group(ctx, pg_spec.kind, pg_spec.name)
-    raw = find_db(ctx, db_spec.name)
+    # Independent reads, all at once.
+    sg, subnet_group, parameter_group, raw = concurrently(
+        lambda: _find_sg(ctx, sg_spec.name, ctx.observed["vpc"].id),
+        lambda: _find_group(ctx, sng_spec.kind, sng_spec.name),
+        lambda: _find_group(ctx, pg_spec.kind, pg_spec.name),
+        lambda: find_db(ctx, db_spec.name),
+    )
     db = None
     if raw is not None:
         db = Found(db_spec.kind, db_spec.name, raw["DBInstanceIdentifier"], raw.get("DBInstanceStatus", ""), tags.as_dict(raw.get("TagList")), raw)
