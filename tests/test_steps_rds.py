@@ -525,3 +525,16 @@ def test_deleting_what_is_already_gone_is_success(ctx, make_ctx):
 def test_env_files_apply_drift_now_in_stg_and_at_the_window_in_prd(cfg, prd):
     assert cfg.database.apply_immediately is True and cfg.database.deletion_protection is False
     assert prd.database.apply_immediately is False and prd.database.deletion_protection is True
+
+
+def test_a_delete_refused_while_the_instance_is_busy_is_retried(ctx, make_ctx, clock):
+    """The instance looked deletable, then a backup started: AWS answers InvalidDBInstanceState."""
+    from conftest import FailFirst
+
+    up(ctx)
+    busy = FailFirst("DeleteDBInstance", "InvalidDBInstanceState", times=2, message="Instance aws-practice-stg is not in available state.")
+    planned, outcome = destroy(make_ctx(hooks=[busy.hook], skip_final_snapshot=True))
+    assert outcome.ok, outcome.failed
+    assert busy.failed == 2 and busy.passed == 1
+    assert client("rds").describe_db_instances()["DBInstances"] == []
+    assert clock.pauses[:2] == [15, 30]

@@ -570,6 +570,9 @@ def _delete(ctx: Context, change: Change) -> None:
                          SG_DELETE_WAIT, ctx.report, f"deleting security group {change.name}")
 
 
+BUSY_RETRY = 900.0  # seconds: a backup or a modification finishing
+
+
 def _delete_db(ctx: Context, change: Change) -> None:
     rds = rds_client(ctx)
     db = find_db(ctx, change.id)
@@ -581,11 +584,17 @@ def _delete_db(ctx: Context, change: Change) -> None:
             db = wait_for_db(ctx, change.id, DELETABLE, "settling before it is deleted")
         if db.get("DeletionProtection"):
             rds.modify_db_instance(DBInstanceIdentifier=change.id, DeletionProtection=False, ApplyImmediately=True)
+        # The state can still move (a backup starting) between that look and the delete: AWS then answers
+        # InvalidDBInstanceState, which passes once the instance settles. Retried for that code only.
+        def settled(call):
+            return waiting.retry_on(lambda e: error_code(e) == "InvalidDBInstanceState", call, BUSY_RETRY, ctx.report,
+                                    f"deleting DB instance {change.id}", first_delay=15, max_delay=60)
+
         if ctx.options.skip_final_snapshot:
-            gone_is_fine(rds.delete_db_instance, DBInstanceIdentifier=change.id, SkipFinalSnapshot=True)
+            settled(lambda: gone_is_fine(rds.delete_db_instance, DBInstanceIdentifier=change.id, SkipFinalSnapshot=True))
         else:
             snapshot = snapshot_id(change.id)
-            gone_is_fine(rds.delete_db_instance, DBInstanceIdentifier=change.id, SkipFinalSnapshot=False, FinalDBSnapshotIdentifier=snapshot)
+            settled(lambda: gone_is_fine(rds.delete_db_instance, DBInstanceIdentifier=change.id, SkipFinalSnapshot=False, FinalDBSnapshotIdentifier=snapshot))
             ctx.report.info(
                 f"final snapshot {snapshot} of DB instance {change.id} is being taken (it is kept, and billed, until you delete it; "
                 f"`aws rds restore-db-instance-from-db-snapshot --db-snapshot-identifier {snapshot} ...` brings the data back)"
