@@ -53,24 +53,9 @@ def db() -> dict:
     return client("rds").describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0]
 
 
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-        self.pauses: list[float] = []
-
-    def now(self):
-        return self.t
-
-    def pause(self, seconds):
-        self.pauses.append(seconds)
-        self.t += seconds
-
-
-def error(code: str, message: str = "", status: int = 400):
-    return (
-        botocore.awsrequest.AWSResponse("https://aws.example", status, {}, None),
-        {"Error": {"Code": code, "Message": message or code}, "ResponseMetadata": {"HTTPStatusCode": status}},
-    )
+# One fake clock and one way to answer with AWS's error for every test file.
+from conftest import FakeClock  # noqa: E402,F401  (re-exported for the database tests)
+from conftest import aws_error as error  # noqa: E402
 
 
 def ok(body: dict):
