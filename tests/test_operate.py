@@ -192,3 +192,14 @@ def test_next_fire_is_in_the_schedules_time_zone():
 def test_expressions_it_cannot_read_say_so(expression):
     with pytest.raises(cron.CronUnsupported):
         cron.next_fire(expression, TOKYO, NOW)
+
+
+def test_stop_and_start_commands_on_an_empty_account_say_nothing_to_do(awsprac, server):
+    from conftest import is_write
+
+    server.start_recording()
+    for verb in ("stop", "start"):
+        result = awsprac(verb, "--env", "stg")
+        assert result.returncode == 0, result.stderr
+        assert f"nothing to {verb} in env stg: no DB instance and no NAT instance" in result.stderr
+    assert [a for a in server.recorded_actions() if is_write(a)] == []
