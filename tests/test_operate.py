@@ -86,6 +86,19 @@ def test_a_second_stop_writes_nothing(built, make_ctx, calls, capsys):
     assert "is already stopped" in capsys.readouterr().err
 
 
+def test_already_stopped_says_when_from_the_stop_event(built, make_ctx, capsys):
+    operate.stop(built)
+    capsys.readouterr()
+    stopped = datetime(2026, 11, 22, 1, 30, tzinfo=timezone.utc)
+    events = {"Events": [
+        {"SourceIdentifier": DB, "SourceType": "db-instance", "Message": "DB instance stopped", "Date": stopped},
+        {"SourceIdentifier": DB, "SourceType": "db-instance", "Message": "Backing up DB instance", "Date": NOW},
+    ]}
+    hook = ("before-call.rds.DescribeEvents", lambda model, params, **kw: ok(events))
+    operate.stop(make_ctx(hooks=[hook]))
+    assert "AWS starts the DB again by itself on Sun 2026-11-29 10:30 JST (2026-11-29 01:30 UTC) (7 days after it was stopped" in capsys.readouterr().err
+
+
 def test_start_starts_nat_then_db_and_reports_the_new_public_ip(built, make_ctx, calls, capsys):
     operate.stop(built)
     capsys.readouterr()

@@ -221,8 +221,31 @@ def _advice(ctx: Context, starting: bool, has_db: bool, instance, old_ip: str | 
             when = now() + AUTO_START
             ctx.report.info(f"AWS starts the DB again by itself on {_show(when, tz)} (7 days after the stop)")
         else:
-            ctx.report.info("AWS starts a stopped DB again by itself 7 days after it was stopped")
+            since = stopped_at(ctx)
+            if since is not None:
+                ctx.report.info(f"AWS starts the DB again by itself on {_show(since + AUTO_START, tz)} (7 days after it was stopped, {_show(since, tz)})")
+            else:
+                ctx.report.info("AWS starts a stopped DB again by itself 7 days after it was stopped (its stop event is not in the last 7 days' events)")
         _next_schedules(ctx, tz)
+
+
+STOPPED_MESSAGE = "DB instance stopped"  # RDS-EVENT-0087
+
+
+def stopped_at(ctx: Context) -> datetime | None:
+    """When the DB was last stopped, from its RDS events of the last 7 days (what the auto-start counts from);
+    None when unknown. Read-only and best effort: a missing answer only makes the message vaguer."""
+    from awsprac.steps.rds import db_name
+
+    try:
+        events = ctx.aws.client("rds").describe_events(
+            SourceIdentifier=db_name(ctx.cfg), SourceType="db-instance", Duration=7 * 24 * 60,
+        ).get("Events", [])
+    except Exception as exc:  # noqa: BLE001 - any failure: say less, never fail a stop that worked
+        ctx.report.debug(f"could not read the DB's events: {exc}")
+        return None
+    stops = [e["Date"] for e in events if e.get("Message", "").strip().rstrip(".") == STOPPED_MESSAGE and e.get("Date")]
+    return max(stops) if stops else None
 
 
 def _next_schedules(ctx: Context, tz) -> None:
