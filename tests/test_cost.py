@@ -81,7 +81,6 @@ def test_an_unknown_region_names_the_regions_with_a_table():
 
 def test_cost_json_and_table_through_the_cli(built, monkeypatch, tmp_path, capsys):
     """The command itself, in-process (moto already holds the built env): JSON shape, and the table."""
-    from awsprac import commands  # noqa: F401  (the CLI's own imports)
     from awsprac.app import App, Settings
     from conftest import ENVS
 

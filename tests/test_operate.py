@@ -12,7 +12,7 @@ import pytest
 from awsprac import cron, operate
 from awsprac.errors import AwspracError
 
-from db_helpers import DB, DescribeDb, Fail, client, error, ok, up
+from db_helpers import DB, DescribeDb, Fail, client, ok, up
 
 BUILD = ["vpc", "subnets", "igw", "nat-iam", "nat", "secrets", "rds"]
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)  # Wednesday 12:00 in Tokyo

@@ -215,6 +215,8 @@ def _advice(ctx: Context, starting: bool, has_db: bool, instance, old_ip: str | 
             ctx.report.warn("while the NAT instance is stopped the private subnets have no way out to the internet (their route points at it)")
             if not cfg.nat.elastic_ip:
                 ctx.report.warn("its public IP is released: it gets a new one on `awsprac start` (nat.elastic_ip = true keeps one, at $0.005/hour)")
+    if cfg.nat.mode == "gateway" and not starting:
+        ctx.report.info("nat.mode is gateway: a NAT gateway cannot be stopped, it is billed by the hour while it exists (`awsprac cost` shows it)")
     if has_db and not starting:
         stopped_now = any(v == "stopped" for k, v in outcome.items() if k.startswith("DB instance"))
         if stopped_now:
