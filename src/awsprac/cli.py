@@ -332,6 +332,47 @@ def unlock(env: str) -> None:
     commands.unlock(_app(env))
 
 
+@cli.command()
+@ENV_OPTION
+@global_options
+def stop(env: str) -> None:
+    """Park the env for cost: stop the DB, then the NAT instance (waits until both are stopped).
+
+    Already stopped is fine; a busy DB (backing-up, modifying) is waited on. Prints when AWS starts the
+    DB again by itself (7 days later) and when the weekly schedule next starts and stops it.
+    """
+    from awsprac import operate
+
+    operate.command(_app(env), starting=False)
+
+
+@cli.command()
+@ENV_OPTION
+@global_options
+def start(env: str) -> None:
+    """Start the NAT instance, then the DB (waits until both are up). Already running is fine."""
+    from awsprac import operate
+
+    operate.command(_app(env), starting=True)
+
+
+@cli.command()
+@ENV_OPTION
+@JSON_OPTION
+@click.option("--nat-gb", default=10.0, show_default=True, metavar="GB", type=click.FloatRange(min=0),
+              help="Data through the NAT per month, for the NAT gateway's per-GB charge.")
+@global_options
+def cost(env: str, as_json: bool, nat_gb: float) -> None:
+    """Monthly cost of what the env holds, running and parked (stopped), from list prices kept in awsprac.
+
+    Also what the NAT gateway design would cost instead of the NAT instance. Not a quote: see the
+    price table's date and source in the output.
+    """
+    from awsprac import cost as costs
+
+    costs.command(_app(env), as_json, nat_gb)
+
+
 @cli.group()
 def db() -> None:
     """The database's credentials (kept in Secrets Manager, never printed)."""
