@@ -20,6 +20,7 @@ from awsprac import tags, tokens, waiting
 from awsprac.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
+from awsprac.dag import concurrently
 from awsprac.errors import AwspracError
 from awsprac.lookup import Found
 from awsprac.plan import Action, Change, FieldDiff
@@ -184,45 +185,60 @@ def _account(arn: str | None) -> str | None:
 
 def observe(ctx: Context) -> Observed:
     role_spec, group_spec, *schedule_specs = desired(ctx.cfg)
-    iam = ctx.aws.client("iam")
-    scheduler = ctx.aws.client("scheduler")
-    role, inline, attached = None, {}, ()
-    with translate("looking up", f"IAM role {role_spec.name}"):
-        try:
-            raw = iam.get_role(RoleName=role_spec.name)["Role"]
-        except botocore.exceptions.ClientError as exc:
-            if not is_not_found(exc):
-                raise
-            raw = None
-        if raw is not None:
-            role = Found(role_spec.kind, role_spec.name, raw["RoleName"], "exists", tags.as_dict(raw.get("Tags")), raw)
-            names = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_spec.name) for n in page["PolicyNames"]]
-            inline = {n: iam.get_role_policy(RoleName=role_spec.name, PolicyName=n)["PolicyDocument"] for n in names}
-            attached = tuple(p["PolicyArn"] for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_spec.name)
-                             for p in page["AttachedPolicies"])
-    group = None
-    schedules: dict[str, Found] = {}
-    with translate("looking up", f"schedule group {group_spec.name}"):
-        try:
-            raw = scheduler.get_schedule_group(Name=group_spec.name)
-        except botocore.exceptions.ClientError as exc:
-            if not is_not_found(exc):
-                raise
-            raw = None
-        if raw is not None:
-            group_tags = tags.as_dict(scheduler.list_tags_for_resource(ResourceArn=raw["Arn"]).get("Tags"))
-            group = Found(group_spec.kind, group_spec.name, group_spec.name, raw.get("State", "ACTIVE"), group_tags, raw)
-            if group.state == "ACTIVE":
-                for spec in schedule_specs:
-                    try:
-                        item = scheduler.get_schedule(Name=spec.name, GroupName=group_spec.name)
-                    except botocore.exceptions.ClientError as exc:
-                        if not is_not_found(exc):
-                            raise
-                        continue
-                    # Schedules take no tags: they belong to whoever owns their group.
-                    schedules[spec.name] = Found(spec.kind, spec.name, item["Arn"], item.get("State", ""), group_tags, item)
+    # The role and the group are independent: both read at once, and each one's own reads at once too.
+    (role, inline, attached), (group, schedules) = concurrently(
+        lambda: _observe_role(ctx, role_spec), lambda: _observe_group(ctx, group_spec, schedule_specs),
+    )
     return Observed(role, inline, attached, group, schedules)
+
+
+def _missing_is_none(call, **kwargs):
+    try:
+        return call(**kwargs)
+    except botocore.exceptions.ClientError as exc:
+        if not is_not_found(exc):
+            raise
+        return None
+
+
+def _observe_role(ctx: Context, role_spec) -> tuple:
+    iam = ctx.aws.client("iam")
+    with translate("looking up", f"IAM role {role_spec.name}"):
+        reply = _missing_is_none(iam.get_role, RoleName=role_spec.name)
+        if reply is None:
+            return None, {}, ()
+        raw = reply["Role"]
+        role = Found(role_spec.kind, role_spec.name, raw["RoleName"], "exists", tags.as_dict(raw.get("Tags")), raw)
+
+        def inline_policies() -> dict:
+            names = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_spec.name) for n in page["PolicyNames"]]
+            return {n: iam.get_role_policy(RoleName=role_spec.name, PolicyName=n)["PolicyDocument"] for n in names}
+
+        def attached_policies() -> tuple:
+            return tuple(p["PolicyArn"] for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_spec.name)
+                         for p in page["AttachedPolicies"])
+
+        inline, attached = concurrently(inline_policies, attached_policies)
+    return role, inline, attached
+
+
+def _observe_group(ctx: Context, group_spec, schedule_specs) -> tuple:
+    scheduler = ctx.aws.client("scheduler")
+    with translate("looking up", f"schedule group {group_spec.name}"):
+        raw = _missing_is_none(scheduler.get_schedule_group, Name=group_spec.name)
+        if raw is None:
+            return None, {}
+        group_tags, *items = concurrently(
+            lambda: tags.as_dict(scheduler.list_tags_for_resource(ResourceArn=raw["Arn"]).get("Tags")),
+            *[lambda spec=spec: _missing_is_none(scheduler.get_schedule, Name=spec.name, GroupName=group_spec.name) for spec in schedule_specs],
+        )
+    group = Found(group_spec.kind, group_spec.name, group_spec.name, raw.get("State", "ACTIVE"), group_tags, raw)
+    if group.state != "ACTIVE":
+        return group, {}
+    # Schedules take no tags: they belong to whoever owns their group.
+    schedules = {spec.name: Found(spec.kind, spec.name, item["Arn"], item.get("State", ""), group_tags, item)
+                 for spec, item in zip(schedule_specs, items) if item is not None}
+    return group, schedules
 
 
 # --- comparing ---
