@@ -280,3 +280,10 @@ def test_cli_writes_the_folder_refuses_to_overwrite_and_prints_json(mocked, cfg,
     assert vpc["attributes"]["cidr_block"] == "10.0.0.0/16"
     assert "DB instance aws-practice-stg" in data["not_built"]
     assert not (tmp_path / "elsewhere").exists()  # --json writes nothing
+
+
+def test_export_only_reads(make_ctx, calls, tmp_path):
+    up(make_ctx(), ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"])
+    ctx = make_ctx(hooks=[("before-call.*.*", calls)])
+    export(ctx, tmp_path / "tf")
+    assert calls.names and calls.writes == []

@@ -497,7 +497,8 @@ class _Builder:
             "engine_version": (db.get("EngineVersion") or c.engine_major).split(".")[0],
             "instance_class": db.get("DBInstanceClass", c.instance_class),
             "storage_type": db.get("StorageType", c.storage_type),
-            "allocated_storage": c.allocated_storage,
+            # Storage never shrinks (and grows by itself with autoscaling): never below what exists.
+            "allocated_storage": max(db.get("AllocatedStorage", 0), c.allocated_storage),
             "max_allocated_storage": c.max_allocated_storage or None,
             "username": db.get("MasterUsername", c.master_username),
             "db_name": db.get("DBName", c.db_name),
@@ -526,8 +527,6 @@ class _Builder:
             # never written here; Terraform leaves the instance's password as it is.
             "lifecycle": Block({"ignore_changes": [Expr("password")]}),
         }
-        if db.get("AllocatedStorage", 0) > c.allocated_storage and c.max_allocated_storage:
-            attrs["allocated_storage"] = db["AllocatedStorage"]  # grown by storage autoscaling: never shrinks
         f.add(Resource("aws_db_instance", "main", attrs, db["DBInstanceIdentifier"]))
 
     # ecr.tf
