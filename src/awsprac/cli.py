@@ -384,7 +384,7 @@ def export() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="Folder to write.  [default: terraform/ENV]")
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty (overwrites the files of the same names).")
-@JSON_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print what would be written as JSON (addresses, import ids, attributes); write nothing.")
 @global_options
 def export_terraform(env: str, out: Path | None, force: bool, as_json: bool) -> None:
     """Write providers.tf and one file per area with Terraform 1.5+ `import` blocks for every resource
