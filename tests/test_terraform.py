@@ -287,3 +287,12 @@ def test_export_only_reads(make_ctx, calls, tmp_path):
     ctx = make_ctx(hooks=[("before-call.*.*", calls)])
     export(ctx, tmp_path / "tf")
     assert calls.names and calls.writes == []
+
+
+def test_a_stopped_nat_instance_is_warned_about(make_ctx, tmp_path):
+    ctx = make_ctx()
+    up(ctx, ["vpc", "subnets", "igw", "nat-iam", "nat"])
+    instance_id, _ = ec2_id("describe_instances", "Reservations", "InstanceId", "aws-practice-nat-1a-stg")
+    client("ec2").stop_instances(InstanceIds=[instance_id])
+    result = terraform.build(make_ctx())
+    assert any("is stopped: start it and export again" in w for w in result.warnings)

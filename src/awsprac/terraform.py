@@ -86,6 +86,7 @@ class Export:
     env: str
     files: list[TfFile]
     skipped: list[str] = field(default_factory=list)  # what awsprac would build but does not exist yet
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def resources(self) -> list[Resource]:
@@ -102,6 +103,7 @@ class Export:
                 for f in self.files
             },
             "not_built": self.skipped,
+            "warnings": self.warnings,
         }
 
 
@@ -291,6 +293,12 @@ class _Builder:
                 self.missing(f"NAT instance {n.instance}")
             else:
                 raw = instance.raw
+                if instance.state != "running":
+                    # AWS shows no public IP on a stopped instance, and associate_public_ip_address forces a new one.
+                    self.out.warnings.append(
+                        f"NAT instance {instance.name} is {instance.state}: start it and export again, or Terraform would "
+                        "read no public IP and plan to replace it"
+                    )
                 groups = [sg.ref() if sg is not None and g["GroupId"] == sg.import_id else g["GroupId"] for g in nat_step._groups(raw)]
                 self.nat_instance = f.add(Resource("aws_instance", "nat", {
                     "ami": raw["ImageId"],
@@ -734,6 +742,8 @@ def export_command(app, out: Path | None, force: bool, as_json: bool) -> None:
         export = build(ctx)
         for what in export.skipped:
             app.report.warn(f"not built, so not exported: {what} (`awsprac up --env {app.cfg.env}` builds it)")
+        for text in export.warnings:
+            app.report.warn(text)
         if as_json:
             app.report.json(export.to_json())
             return
