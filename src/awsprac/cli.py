@@ -415,6 +415,29 @@ def bake_ami(env: str, share_with: str, no_reboot: bool) -> None:
     nat_ami.bake(_app(env), share_with, no_reboot)
 
 
+@cli.group()
+def export() -> None:
+    """Hand the env over to other tools: Terraform import blocks and matching resources."""
+
+
+@export.command("terraform")
+@ENV_OPTION
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Folder to write.  [default: terraform/ENV]")
+@click.option("--force", is_flag=True, help="Write into a folder that is not empty (overwrites the files of the same names).")
+@click.option("--json", "as_json", is_flag=True, help="Print what would be written as JSON (addresses, import ids, attributes); write nothing.")
+@global_options
+def export_terraform(env: str, out: Path | None, force: bool, as_json: bool) -> None:
+    """Write providers.tf and one file per area with Terraform 1.5+ `import` blocks for every resource
+    awsprac built, and resource blocks that match them, so `terraform plan` replaces nothing.
+
+    Read-only: it only observes the env. Nothing secret is written (the DB password stays in its secret).
+    """
+    from awsprac import terraform
+
+    terraform.export_command(_app(env), out, force, as_json)
+
+
 @cli.command()
 @click.option("--port", default=0, show_default="a free port", help="Port on 127.0.0.1.")
 def sandbox(port: int) -> None:
