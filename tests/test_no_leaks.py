@@ -47,6 +47,11 @@ def test_no_command_shows_a_secret(awsprac, server, tmp_path):
     assert run("db", "reset-password", "--env", "stg", "--yes").returncode == 0
     new_password = json.loads(secrets.get_secret_value(SecretId="rds-main-stg")["SecretString"])["DB_PASSWORD"]
     assert new_password != password
+    run("cost", "--env", "stg")
+    assert run("export", "terraform", "--env", "stg").returncode == 0  # writes terraform/stg/*.tf, scanned below
+    assert (awsprac.cwd / "terraform" / "stg" / "database.tf").is_file()
+    assert run("stop", "--env", "stg", "--yes").returncode == 0
+    assert run("start", "--env", "stg", "--yes").returncode == 0
     run("profile", "import", "--env", "stg", "--csv", str(FIXTURES / "aws-practice-terraform-stg_accessKeys.csv"), "--direnv")
     run("profile", "check", "--env", "stg")
     run("destroy", "--env", "stg", "--yes")
