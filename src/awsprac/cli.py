@@ -353,7 +353,7 @@ def reset_password(env: str) -> None:
 
 @cli.group()
 def nat() -> None:
-    """The NAT instance: bake its AMI so other envs (prd) launch from it."""
+    """The NAT instance: bake its AMI so other envs (prd) launch from it; verify it forwards."""
 
 
 @nat.command("bake-ami")
@@ -372,6 +372,34 @@ def bake_ami(env: str, share_with: str, no_reboot: bool) -> None:
     if share_with and not config.ACCOUNT.match(share_with):
         raise click.BadParameter(f"{share_with!r} must be a 12-digit AWS account id", param_hint="--share-with")
     nat_ami.bake(_app(env), share_with, no_reboot)
+
+
+@nat.command("verify")
+@ENV_OPTION
+@global_options
+def nat_verify(env: str) -> None:
+    """Prove the NAT instance forwards, from inside (SSM Run Command): IP forwarding, the MASQUERADE rule,
+    iptables enabled at boot, and outbound HTTPS. Exit 1 when a check fails. Changes nothing.
+    """
+    from awsprac import natverify
+
+    natverify.run(_app(env))
+
+
+@cli.command()
+@ENV_OPTION
+@JSON_OPTION
+@global_options
+def doctor(env: str, as_json: bool) -> None:
+    """Find what breaks runs, each with its exact fix; changes nothing. Exit 1 when something is wrong.
+
+    Duplicate names, orphans (owned but unknown to every step), foreign instances and interfaces in the
+    VPC (they block destroy), blackhole routes, a NAT instance with source/dest check on, the secret
+    pending deletion, credentials of another account than the env's pin.
+    """
+    from awsprac import doctor as doctoring
+
+    doctoring.run(_app(env), as_json)
 
 
 @cli.command()
