@@ -178,10 +178,11 @@ def check_duplicates(scan: Scan) -> list[Finding]:
             matches.sort(key=lambda f: (not scan.ctx.owns(f), f.id))
             keep, extra = matches[0], matches[1:]
             ids = ", ".join(f.id for f in matches)
+            later = " (the checks inside the VPC run once one is left)" if kind_name == lookup.VPC.kind else ""
             fixes = "; ".join(scan.delete_command(kind_name, f.name, f.id) for f in extra)
             findings.append(Finding(
                 "duplicates", f"{kind_name} {name}",
-                f"{len(matches)} live {kind_name}s are named {name!r} ({ids}): every awsprac command stops on them",
+                f"{len(matches)} live {kind_name}s are named {name!r} ({ids}): every awsprac command stops on them{later}",
                 f"keep {keep.id}{' (owned by this env)' if scan.ctx.owns(keep) else ''}; delete or rename the other(s): {fixes}",
             ))
     return findings
@@ -355,7 +356,7 @@ def check_secret_pending_deletion(scan: Scan) -> list[Finding]:
         return []
     return [Finding(
         "secret pending deletion", f"secret {name}",
-        f"scheduled for deletion since {secret['DeletedDate']:%Y-%m-%d %H:%M} UTC: it holds the DB password, and its name cannot be reused until it is gone",
+        f"scheduled for deletion on {secret['DeletedDate']:%Y-%m-%d %H:%M} UTC: it holds the DB password, and its name cannot be reused until it is gone",
         f"`awsprac up --env {scan.cfg.env}` restores it, or: " + scan.cli(f"aws secretsmanager restore-secret --secret-id {name}"),
     )]
 
