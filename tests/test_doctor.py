@@ -183,3 +183,54 @@ def test_cli_exit_codes_and_json(mocked, capsys, tmp_path):
     assert report["healthy"] is False and [f["check"] for f in report["findings"]] == ["duplicates"]
     code, out = run()
     assert code == 1 and "✗ [duplicates] vpc aws-practice-stg" in out.out and "fix: keep vpc-" in out.out
+
+
+def pinned_envs(tmp_path, account):
+    import shutil
+
+    envs = tmp_path / "envs"
+    shutil.copytree(ENVS, envs)
+    stg = envs / "stg.toml"
+    stg.write_text(stg.read_text().replace('account_id = ""', f'account_id = "{account}"', 1))
+    return envs
+
+
+def test_cli_credentials_of_another_account_exit_1_and_nothing_else_is_read(mocked, capsys, tmp_path, monkeypatch, calls):
+    from awsprac import aws
+
+    vpc()
+    vpc(owned=False, cidr="10.1.0.0/16")  # a duplicate doctor must not look at: wrong account
+    real_make = aws.make
+
+    def make(*args, **kwargs):
+        clients, warning = real_make(*args, **kwargs)
+        clients.register("before-call.*.*", calls)
+        return clients, warning
+
+    monkeypatch.setattr(aws, "make", make)
+    try:
+        cli.main(["doctor", "--env", "stg", "--envs-dir", str(pinned_envs(tmp_path, "999999999999"))])
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "1 problem(s)" in out and "✗ [account] credentials arn:aws:" in out
+    assert "account 123456789012 is not the account 999999999999" in out
+    assert calls.names == ["GetCallerIdentity"]
+
+
+def test_sandbox_with_a_pinned_account_is_healthy(tmp_path):
+    """--sandbox runs as the env's pinned account: doctor must not call that a mismatch."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = shutil.which("awsprac", path=str(Path(sys.executable).parent))
+    envs = pinned_envs(tmp_path, "210987654321")
+    done = subprocess.run([exe, "doctor", "--env", "stg", "--sandbox", "--envs-dir", str(envs)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "account 210987654321" in done.stdout and "healthy, 8 checks found nothing wrong" in done.stdout

@@ -392,8 +392,9 @@ def run(app, as_json: bool) -> None:
     """`awsprac doctor`: print the findings; exit 1 when there is any."""
     try:
         pinned = app.cfg.account_id
-        # The account pin is one of the checks here: let the app connect without refusing, then report it.
-        app.cfg = dataclasses.replace(app.cfg, account_id="")
+        if not app.settings.sandbox:  # (the sandbox runs as the pinned account)
+            # The account pin is one of the checks here: let the app connect without refusing, then report it.
+            app.cfg = dataclasses.replace(app.cfg, account_id="")
         ctx = app.context()
         ctx.cfg = dataclasses.replace(ctx.cfg, account_id=pinned)
         findings = examine(ctx, pinned)
