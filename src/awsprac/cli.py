@@ -394,7 +394,7 @@ def reset_password(env: str) -> None:
 
 @cli.group()
 def nat() -> None:
-    """The NAT instance: bake its AMI so other envs (prd) launch from it."""
+    """The NAT instance: bake its AMI so other envs (prd) launch from it; verify it forwards."""
 
 
 @nat.command("bake-ami")
@@ -436,6 +436,34 @@ def export_terraform(env: str, out: Path | None, force: bool, as_json: bool) -> 
     from awsprac import terraform
 
     terraform.export_command(_app(env), out, force, as_json)
+
+
+@nat.command("verify")
+@ENV_OPTION
+@global_options
+def nat_verify(env: str) -> None:
+    """Prove the NAT instance forwards, from inside (SSM Run Command): IP forwarding, the MASQUERADE rule,
+    iptables enabled at boot, and outbound HTTPS. Exit 1 when a check fails. Changes nothing.
+    """
+    from awsprac import natverify
+
+    natverify.run(_app(env))
+
+
+@cli.command()
+@ENV_OPTION
+@JSON_OPTION
+@global_options
+def doctor(env: str, as_json: bool) -> None:
+    """Find what breaks runs, each with its exact fix; changes nothing. Exit 1 when something is wrong.
+
+    Duplicate names, orphans (owned but unknown to every step), foreign instances and interfaces in the
+    VPC (they block destroy), blackhole routes, a NAT instance with source/dest check on, the secret
+    pending deletion, credentials of another account than the env's pin.
+    """
+    from awsprac import doctor as doctoring
+
+    doctoring.run(_app(env), as_json)
 
 
 @cli.command()
