@@ -48,6 +48,7 @@ def test_no_command_shows_a_secret(awsprac, server, tmp_path):
     new_password = json.loads(secrets.get_secret_value(SecretId="rds-main-stg")["SecretString"])["DB_PASSWORD"]
     assert new_password != password
     run("cost", "--env", "stg")
+    run("doctor", "--env", "stg")
     assert run("export", "terraform", "--env", "stg").returncode == 0  # writes terraform/stg/*.tf, scanned below
     assert (awsprac.cwd / "terraform" / "stg" / "database.tf").is_file()
     assert run("stop", "--env", "stg", "--yes").returncode == 0
