@@ -14,7 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
-FIXTURES = REPO.parent / "shared" / "fixtures"
+# Copies of ../shared/fixtures (AWS documentation example keys, not real credentials): the suite runs from any clone.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(autouse=True)
