@@ -34,6 +34,21 @@ def clean_aws_environment(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
+def run_cli(capsys, *args, stdin: str | None = None, monkeypatch=None, envs: Path = ENVS):
+    """`awsprac ARGS` in this process, as main() runs it: (exit code, stdout, stderr)."""
+    from awsprac.cli import main
+
+    if stdin is not None:
+        import io
+
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    with pytest.raises(SystemExit) as exit:
+        main(["--envs-dir", str(envs), *args])
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return exit.value.code or 0, out, err
+
+
 def resource_count(env: str = "stg") -> int:
     """How many resources a full `up` of the env builds: what every step's desired() lists."""
     from awsprac import config, steps

@@ -9,21 +9,9 @@ import pytest
 
 from awsprac.cli import main
 
-from conftest import ENVS, resource_count
+from conftest import ENVS, resource_count, run_cli as run
 
 N = resource_count()
-
-
-def run(capsys, *args, stdin: str | None = None, monkeypatch=None):
-    if stdin is not None:
-        import io
-
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    with pytest.raises(SystemExit) as exit:
-        main(["--envs-dir", str(ENVS), *args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exit.value.code or 0, out, err
 
 
 def vpcs():

@@ -5,27 +5,13 @@ import json
 import logging
 import os
 import subprocess
-import sys
 
 import pytest
 
 from awsprac import aws, dbsecret
-from awsprac.cli import main
 
-from conftest import ENVS
+from conftest import run_cli as run
 from db_helpers import DB, SECRET, Recorder, client, db, secret_value
-
-
-def run(capsys, *args, stdin=None, monkeypatch=None):
-    if stdin is not None:
-        import io
-
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    with pytest.raises(SystemExit) as exit:
-        main(["--envs-dir", str(ENVS), *args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exit.value.code or 0, out, err
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import boto3
 import botocore.awsrequest
-import pytest
 
 from awsprac import runner
 from awsprac.errors import AwsError

@@ -12,9 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from awsprac.cli import main
 
-from conftest import ENVS, is_write
+from conftest import ENVS, is_write, run_cli as run
 
 HERE = Path(__file__).resolve().parent
 REGION = "ap-northeast-1"
@@ -79,14 +78,6 @@ def head(folder: Path) -> str:
 
 def ecr(**kw):
     return boto3.client("ecr", region_name=REGION, **kw)
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit:
-        main(["--envs-dir", str(ENVS), *args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exit.value.code or 0, out, err
 
 
 @pytest.fixture

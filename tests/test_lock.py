@@ -38,7 +38,7 @@ def test_a_second_run_is_refused_while_the_first_holds_it(ctx, make_ctx):
             with lock.held(make_ctx(), "destroy"):
                 pass
     message = str(err.value)
-    assert message.startswith(f"env stg is locked by another awsprac run (up on ")
+    assert message.startswith("env stg is locked by another awsprac run (up on ")
     assert f"pid {os.getpid()}" in message and "`awsprac unlock --env stg`" in message
 
 

@@ -1,16 +1,13 @@
 """`awsprac nat bake-ami` as a user runs it (in-process moto): what is sent, reuse, sharing, refusals."""
 
-import io
-import sys
 
 import boto3
 import botocore.awsrequest
 import pytest
 
 from awsprac import tags
-from awsprac.cli import main
 
-from conftest import ENVS
+from conftest import run_cli as run
 
 REGION = "ap-northeast-1"
 NAME = "aws-practice-nat-instance"
@@ -43,16 +40,6 @@ class Calls(list):
     def __init__(self):
         super().__init__()
         self.hooks = []
-
-
-def run(capsys, *args, stdin=None, monkeypatch=None):
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    with pytest.raises(SystemExit) as exit:
-        main(["--envs-dir", str(ENVS), *args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exit.value.code or 0, out, err
 
 
 def ec2():

@@ -12,9 +12,8 @@ import boto3
 import botocore.awsrequest
 import pytest
 
-from awsprac.cli import main
 
-from conftest import ENVS, FIXTURES
+from conftest import ENVS, FIXTURES, run_cli
 
 CSV = FIXTURES / "aws-practice-terraform-stg_accessKeys.csv"
 OLD_CSV = FIXTURES / "older-console-format_credentials.csv"
@@ -59,12 +58,10 @@ def files():
 
 
 def run(capsys, *args, envs=ENVS):
-    with pytest.raises(SystemExit) as exit:
-        main(["--envs-dir", str(envs), *args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
+    """Every profile command's output is checked: the secret key never shows."""
+    code, out, err = run_cli(capsys, *args, envs=envs)
     assert SECRET not in out + err and OLD_SECRET not in out + err
-    return exit.value.code or 0, out, err
+    return code, out, err
 
 
 def snapshot(folder: Path) -> dict:

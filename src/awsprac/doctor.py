@@ -8,7 +8,7 @@ never write anything. Unlike the steps, a check never stops at the first duplica
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
 
