@@ -49,6 +49,17 @@ def run_cli(capsys, *args, stdin: str | None = None, monkeypatch=None, envs: Pat
     return exit.value.code or 0, out, err
 
 
+def build(ctx, names=None):
+    """Plan and apply the named steps (all when None) on `ctx`; every step must succeed. Returns the plan."""
+    from awsprac import runner
+
+    steps = runner.resolve(names)
+    planned = runner.plan(ctx, steps)
+    outcome = runner.apply(ctx, steps, planned)
+    assert outcome.ok, outcome.failed
+    return planned
+
+
 def resource_count(env: str = "stg") -> int:
     """How many resources a full `up` of the env builds: what every step's desired() lists."""
     from awsprac import config, steps

@@ -15,6 +15,8 @@ import botocore.exceptions
 
 from awsprac import runner
 
+from conftest import build
+
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
 DB = "aws-practice-stg"
@@ -27,11 +29,7 @@ def client(service: str):
 
 
 def up(ctx, names=None):
-    steps = runner.resolve(names)
-    planned = runner.plan(ctx, steps)
-    outcome = runner.apply(ctx, steps, planned)
-    assert outcome.ok, outcome.failed
-    return planned
+    return build(ctx, names)
 
 
 def plan(ctx, names=None):

@@ -7,8 +7,8 @@ import json
 import boto3
 import pytest
 
-from awsprac import cli, doctor, runner
-from conftest import ENVS
+from awsprac import cli, doctor
+from conftest import ENVS, build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
@@ -30,9 +30,7 @@ def tag_spec(kind, name=None, owned=True):
 
 
 def up(ctx, names=None):
-    steps = runner.resolve(names)
-    outcome = runner.apply(ctx, steps, runner.plan(ctx, steps))
-    assert outcome.ok, outcome.failed
+    build(ctx, names)
 
 
 def vpc(name="aws-practice-stg", owned=True, cidr="10.0.0.0/16"):

@@ -11,7 +11,7 @@ from awsprac import runner, tags
 from awsprac.errors import AwsError
 from awsprac.plan import Action
 
-from conftest import ENVS
+from conftest import ENVS, build
 
 REGION = "ap-northeast-1"
 NAME = "aws-practice-stg"
@@ -30,11 +30,7 @@ def ecr():
 
 
 def up(ctx):
-    steps = runner.resolve(ECR)
-    planned = runner.plan(ctx, steps)
-    outcome = runner.apply(ctx, steps, planned)
-    assert outcome.ok, outcome.failed
-    return planned
+    return build(ctx, ECR)
 
 
 def plan(ctx):

@@ -13,7 +13,7 @@ from awsprac import runner, tags
 from awsprac.errors import AmbiguousResource, UsageError
 from awsprac.plan import Action
 
-from conftest import FailFirst
+from conftest import FailFirst, build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
@@ -35,11 +35,7 @@ def iam():
 
 
 def up(ctx, names=None):
-    steps = runner.resolve(names or STEPS)
-    planned = runner.plan(ctx, steps)
-    outcome = runner.apply(ctx, steps, planned)
-    assert outcome.ok, outcome.failed
-    return planned
+    return build(ctx, names or STEPS)
 
 
 def plan(make_ctx, names=None, **kw):

@@ -7,6 +7,8 @@ from awsprac import runner, tags
 from awsprac.errors import AmbiguousResource, MissingPrerequisite
 from awsprac.plan import Action
 
+from conftest import build
+
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
 NETWORK = ["vpc", "subnets", "igw"]  # the steps of SPEC section 2; other steps have their own tests
@@ -17,11 +19,7 @@ def ec2():
 
 
 def up(ctx, names=None):
-    steps = runner.resolve(names or NETWORK)
-    planned = runner.plan(ctx, steps)
-    outcome = runner.apply(ctx, steps, planned)
-    assert outcome.ok, outcome.failed
-    return planned
+    return build(ctx, names or NETWORK)
 
 
 def fresh_plan(make_ctx, names=None, **kw):

@@ -8,6 +8,8 @@ from awsprac import runner, tags
 from awsprac.errors import AmbiguousResource
 from awsprac.plan import Action
 
+from conftest import build
+
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
 # SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
@@ -20,11 +22,7 @@ def ec2():
 
 
 def up(ctx, names=None):
-    steps = runner.resolve(names or STEPS)
-    planned = runner.plan(ctx, steps)
-    outcome = runner.apply(ctx, steps, planned)
-    assert outcome.ok, outcome.failed
-    return planned
+    return build(ctx, names or STEPS)
 
 
 def plan(make_ctx, names=None, **kw):
