@@ -73,9 +73,13 @@ def cli(ctx: click.Context) -> None:
 
 
 def _app(env: str):
+    """The command's App; closed (its sandbox stopped) when the command ends, however it ends."""
     from awsprac.app import App
 
-    return App(click.get_current_context().find_object(Settings), env)
+    ctx = click.get_current_context()
+    app = App(ctx.find_object(Settings), env)
+    ctx.call_on_close(app.close)
+    return app
 
 
 @cli.command()

@@ -23,110 +23,92 @@ def init(settings: Settings, accounts: dict[str, str], force: bool) -> None:
 def plan(app: App, as_json: bool) -> None:
     from awsprac import runner
 
-    try:
-        ctx = app.context()
-        planned = runner.plan(ctx, runner.resolve(None))
-        if as_json:
-            app.report.json({"env": app.cfg.env, "changes": [_change_json(c) for c in planned.changes], "summary": planned.counts()})
-        else:
-            app.report.plan(planned, f"Plan for {app.title}")
-    finally:
-        app.close()
+    ctx = app.context()
+    planned = runner.plan(ctx, runner.resolve(None))
+    if as_json:
+        app.report.json({"env": app.cfg.env, "changes": [_change_json(c) for c in planned.changes], "summary": planned.counts()})
+    else:
+        app.report.plan(planned, f"Plan for {app.title}")
 
 
 def up(app: App, step_names: list[str] | None, options: dict | None = None) -> None:
     from awsprac import lock, runner
 
-    try:
-        ctx = app.context(**(options or {}))
-        steps = runner.resolve(step_names)
-        planned = runner.plan(ctx, steps)
-        if step_names:
-            for step in steps:
-                runner.require_prerequisites(ctx, step)
-        app.report.plan(planned, f"Plan for {app.title}")
-        if not planned.actionable:
-            return
-        _confirm(app, f"Apply {len(planned.actionable)} change(s) to env {app.cfg.env}?")
-        with lock.held(ctx, "up"):
-            # Observe again under the lock: another run may have changed the env meanwhile.
-            fresh = runner.plan(ctx, steps)
-            _still_as_confirmed(planned, fresh)
-            outcome = runner.apply(ctx, steps, fresh)
-        _finish(app, outcome, "up")
-        if app.sandbox is not None:
-            app.report.status(runner.status(ctx, steps), f"Built in the sandbox ({app.title})")
-    finally:
-        app.close()
+    ctx = app.context(**(options or {}))
+    steps = runner.resolve(step_names)
+    planned = runner.plan(ctx, steps)
+    if step_names:
+        for step in steps:
+            runner.require_prerequisites(ctx, step)
+    app.report.plan(planned, f"Plan for {app.title}")
+    if not planned.actionable:
+        return
+    _confirm(app, f"Apply {len(planned.actionable)} change(s) to env {app.cfg.env}?")
+    with lock.held(ctx, "up"):
+        # Observe again under the lock: another run may have changed the env meanwhile.
+        fresh = runner.plan(ctx, steps)
+        _still_as_confirmed(planned, fresh)
+        outcome = runner.apply(ctx, steps, fresh)
+    _finish(app, outcome, "up")
+    if app.sandbox is not None:
+        app.report.status(runner.status(ctx, steps), f"Built in the sandbox ({app.title})")
 
 
 def status(app: App, as_json: bool) -> None:
     from awsprac import runner
 
-    try:
-        rows = runner.status(app.context(), runner.resolve(None))
-        if as_json:
-            app.report.json([row.__dict__ for row in rows])
-        else:
-            app.report.status(rows, f"Status of {app.title}")
-    finally:
-        app.close()
+    rows = runner.status(app.context(), runner.resolve(None))
+    if as_json:
+        app.report.json([row.__dict__ for row in rows])
+    else:
+        app.report.status(rows, f"Status of {app.title}")
 
 
 def outputs(app: App, as_json: bool) -> None:
     from awsprac import runner
 
-    try:
-        values = runner.outputs(app.context(), runner.resolve(None))
-        if as_json:
-            app.report.json(values)
-        elif values:
-            app.report.key_values(values, f"Outputs of {app.title}")
-        else:
-            app.report.info(f"nothing built yet in env {app.cfg.env}: run `awsprac up --env {app.cfg.env}`")
-    finally:
-        app.close()
+    values = runner.outputs(app.context(), runner.resolve(None))
+    if as_json:
+        app.report.json(values)
+    elif values:
+        app.report.key_values(values, f"Outputs of {app.title}")
+    else:
+        app.report.info(f"nothing built yet in env {app.cfg.env}: run `awsprac up --env {app.cfg.env}`")
 
 
 def destroy(app: App, options: dict | None = None) -> None:
     from awsprac import lock, runner
 
-    try:
-        ctx = app.context(**(options or {}))
-        steps = runner.resolve(None)
-        planned = runner.teardown_plan(ctx, steps)
-        app.report.plan(planned, f"Destroy plan for {app.title}")
-        if not planned.actionable:
-            left = len(planned.changes)
-            if left:
-                app.report.info(f"nothing to delete: {left} resource(s) left alone, as the plan above says why")
-            else:
-                app.report.info(f"nothing owned by env {app.cfg.env} is left to delete")
-            return
-        if not (app.settings.yes or app.settings.sandbox):
-            typed = _ask(f"Type the env name ({app.cfg.env}) to delete these {len(planned.actionable)} resource(s)")
-            if typed != app.cfg.env:
-                raise Aborted("destroy cancelled: the env name was not typed; nothing was deleted")
-        with lock.held(ctx, "destroy"):
-            fresh = runner.teardown_plan(ctx, steps)
-            _still_as_confirmed(planned, fresh)
-            outcome = runner.destroy(ctx, steps, fresh)
-        _finish(app, outcome, "destroy")
-    finally:
-        app.close()
+    ctx = app.context(**(options or {}))
+    steps = runner.resolve(None)
+    planned = runner.teardown_plan(ctx, steps)
+    app.report.plan(planned, f"Destroy plan for {app.title}")
+    if not planned.actionable:
+        left = len(planned.changes)
+        if left:
+            app.report.info(f"nothing to delete: {left} resource(s) left alone, as the plan above says why")
+        else:
+            app.report.info(f"nothing owned by env {app.cfg.env} is left to delete")
+        return
+    if not (app.settings.yes or app.settings.sandbox):
+        typed = _ask(f"Type the env name ({app.cfg.env}) to delete these {len(planned.actionable)} resource(s)")
+        if typed != app.cfg.env:
+            raise Aborted("destroy cancelled: the env name was not typed; nothing was deleted")
+    with lock.held(ctx, "destroy"):
+        fresh = runner.teardown_plan(ctx, steps)
+        _still_as_confirmed(planned, fresh)
+        outcome = runner.destroy(ctx, steps, fresh)
+    _finish(app, outcome, "destroy")
 
 
 def unlock(app: App) -> None:
     from awsprac import lock
 
-    try:
-        ctx = app.context()
-        if not (app.settings.yes or app.settings.sandbox):
-            _confirm(app, f"Remove env {app.cfg.env}'s run lock even if a run still holds it?")
-        holder = lock.unlock(ctx)
-        app.report.info(f"removed the lock held by {holder}" if holder else f"env {app.cfg.env} was not locked")
-    finally:
-        app.close()
+    ctx = app.context()
+    if not (app.settings.yes or app.settings.sandbox):
+        _confirm(app, f"Remove env {app.cfg.env}'s run lock even if a run still holds it?")
+    holder = lock.unlock(ctx)
+    app.report.info(f"removed the lock held by {holder}" if holder else f"env {app.cfg.env} was not locked")
 
 
 def sandbox(port: int) -> None:

@@ -203,16 +203,13 @@ def estimate(ctx: Context, nat_gb: float = 10.0) -> dict:
 
 
 def command(app, as_json: bool, nat_gb: float) -> None:
-    try:
-        price_table(app.cfg.region)  # an unknown region says so before any AWS call
-        ctx = app.context()
-        result = estimate(ctx, nat_gb)
-        if as_json:
-            app.report.json(result)
-        else:
-            show(app.report, result, f"Monthly cost of {app.title}")
-    finally:
-        app.close()
+    price_table(app.cfg.region)  # an unknown region says so before any AWS call
+    ctx = app.context()
+    result = estimate(ctx, nat_gb)
+    if as_json:
+        app.report.json(result)
+    else:
+        show(app.report, result, f"Monthly cost of {app.title}")
 
 
 def show(report, result: dict, title: str) -> None:

@@ -390,23 +390,20 @@ def examine(ctx, pinned_account: str = "", checks: tuple[Check, ...] = CHECKS) -
 
 def run(app, as_json: bool) -> None:
     """`awsprac doctor`: print the findings; exit 1 when there is any."""
-    try:
-        pinned = app.cfg.account_id
-        if not app.settings.sandbox:  # (the sandbox runs as the pinned account)
-            # The account pin is one of the checks here: let the app connect without refusing, then report it.
-            app.cfg = dataclasses.replace(app.cfg, account_id="")
-        ctx = app.context()
-        ctx.cfg = dataclasses.replace(ctx.cfg, account_id=pinned)
-        findings = examine(ctx, pinned)
-        if as_json:
-            app.report.json({"env": app.cfg.env, "healthy": not findings, "checks": [c.__name__.removeprefix("check_") for c in CHECKS],
-                             "findings": [dataclasses.asdict(f) for f in findings]})
-        else:
-            show(app.report, findings, f"Doctor for {app.title}")
-        if findings:
-            raise Unhealthy()
-    finally:
-        app.close()
+    pinned = app.cfg.account_id
+    if not app.settings.sandbox:  # (the sandbox runs as the pinned account)
+        # The account pin is one of the checks here: let the app connect without refusing, then report it.
+        app.cfg = dataclasses.replace(app.cfg, account_id="")
+    ctx = app.context()
+    ctx.cfg = dataclasses.replace(ctx.cfg, account_id=pinned)
+    findings = examine(ctx, pinned)
+    if as_json:
+        app.report.json({"env": app.cfg.env, "healthy": not findings, "checks": [c.__name__.removeprefix("check_") for c in CHECKS],
+                         "findings": [dataclasses.asdict(f) for f in findings]})
+    else:
+        show(app.report, findings, f"Doctor for {app.title}")
+    if findings:
+        raise Unhealthy()
 
 
 def show(report, findings: list[Finding], title: str) -> None:

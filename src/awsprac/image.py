@@ -196,62 +196,47 @@ def recorded_ref(app: App) -> str:
 
 
 def release(app: App, folder: Path, platform: str, allow_dirty: bool, record: bool) -> None:
-    try:
-        src = source(folder, allow_dirty, app.report)  # bad input is refused before anything reaches AWS
-        where = target(app)
-        ref = where.ref(src.tag)
-        if tag_exists(app, where, src.tag):
-            app.report.info(f"{ref} is already in the repository: nothing to build or push (tags are immutable)")
-        else:
-            docker = Docker.ready(app.report)
-            login(app, docker)
-            build(app, where, src, platform, docker)
-            push(app, ref, docker)
-        if record:
-            record_tag(app, src.tag)
-        app.report.line(ref)
-    finally:
-        app.close()
+    src = source(folder, allow_dirty, app.report)  # bad input is refused before anything reaches AWS
+    where = target(app)
+    ref = where.ref(src.tag)
+    if tag_exists(app, where, src.tag):
+        app.report.info(f"{ref} is already in the repository: nothing to build or push (tags are immutable)")
+    else:
+        docker = Docker.ready(app.report)
+        login(app, docker)
+        build(app, where, src, platform, docker)
+        push(app, ref, docker)
+    if record:
+        record_tag(app, src.tag)
+    app.report.line(ref)
 
 
 def login_command(app: App) -> None:
-    try:
-        target(app)  # the env's repository must exist to be worth logging in to
-        login(app)
-    finally:
-        app.close()
+    target(app)  # the env's repository must exist to be worth logging in to
+    login(app)
 
 
 def build_command(app: App, folder: Path, platform: str, allow_dirty: bool) -> None:
-    try:
-        src = source(folder, allow_dirty, app.report)
-        ref = build(app, target(app), src, platform)
-        app.report.line(ref)
-    finally:
-        app.close()
+    src = source(folder, allow_dirty, app.report)
+    ref = build(app, target(app), src, platform)
+    app.report.line(ref)
 
 
 def push_command(app: App, folder: Path, allow_dirty: bool, record: bool) -> None:
-    try:
-        src = source(folder, allow_dirty, app.report)
-        where = target(app)
-        ref = where.ref(src.tag)
-        if tag_exists(app, where, src.tag):
-            app.report.info(f"{ref} is already in the repository: nothing to push (tags are immutable)")
-        else:
-            push(app, ref)
-        if record:
-            record_tag(app, src.tag)
-        app.report.line(ref)
-    finally:
-        app.close()
+    src = source(folder, allow_dirty, app.report)
+    where = target(app)
+    ref = where.ref(src.tag)
+    if tag_exists(app, where, src.tag):
+        app.report.info(f"{ref} is already in the repository: nothing to push (tags are immutable)")
+    else:
+        push(app, ref)
+    if record:
+        record_tag(app, src.tag)
+    app.report.line(ref)
 
 
 def uri_command(app: App) -> None:
-    try:
-        app.report.line(recorded_ref(app))
-    finally:
-        app.close()
+    app.report.line(recorded_ref(app))
 
 
 # --- docker, as a child process ---

@@ -23,52 +23,49 @@ def bake(app, share_with: str = "", no_reboot: bool = False) -> None:
     from awsprac.commands import _confirm
     from awsprac.steps import nat
 
-    try:
-        ctx = app.context()
-        cfg, ec2, report = ctx.cfg, ctx.aws.ec2, ctx.report
-        runner.observe_all(ctx, [nat])
-        have = ctx.observed[nat.NAME]
-        n = nat.names(cfg)
-        image = have.baked
-        if image is not None and image.state in BROKEN:
+    ctx = app.context()
+    cfg, ec2, report = ctx.cfg, ctx.aws.ec2, ctx.report
+    runner.observe_all(ctx, [nat])
+    have = ctx.observed[nat.NAME]
+    n = nat.names(cfg)
+    image = have.baked
+    if image is not None and image.state in BROKEN:
+        raise UsageError(
+            f"AMI {n.ami} ({image.id}) is {image.state}: deregister it (EC2 console, or "
+            f"`awsprac destroy --env {cfg.env} --include-ami`), then bake again"
+        )
+    if image is None:
+        instance = have.instance
+        if instance is None:
             raise UsageError(
-                f"AMI {n.ami} ({image.id}) is {image.state}: deregister it (EC2 console, or "
-                f"`awsprac destroy --env {cfg.env} --include-ami`), then bake again"
+                f"env {cfg.env} has no NAT instance {n.instance} to bake from: "
+                f"`awsprac up --env {cfg.env}` builds it (with nat.mode = \"instance\")"
             )
-        if image is None:
-            instance = have.instance
-            if instance is None:
-                raise UsageError(
-                    f"env {cfg.env} has no NAT instance {n.instance} to bake from: "
-                    f"`awsprac up --env {cfg.env}` builds it (with nat.mode = \"instance\")"
-                )
-            if instance.state not in ("running", "stopped"):
-                raise UsageError(f"NAT instance {n.instance} ({instance.id}) is {instance.state}: bake it once it is running or stopped")
-            if not no_reboot and instance.state == "running":
-                _confirm(app, f"Baking reboots NAT instance {n.instance} ({instance.id}): the private subnets lose "
-                              "internet access for a minute or two (--no-reboot avoids it). Continue?")
-            image_id = _create(ctx, instance, n.ami, no_reboot)
-            report.info(f"baking AMI {n.ami} ({image_id}) from {n.instance} ({instance.id})")
-        else:
-            image_id = image.id
-            report.info(f"AMI {n.ami} ({image_id}) exists already: reused, not baked again")
-        described = wait_available(ctx, n.ami, image_id)
-        snapshots = [m["Ebs"]["SnapshotId"] for m in described.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-        with translate("tagging", f"AMI {n.ami} ({image_id}) and its snapshots"):
-            _ensure_tags(ctx, n.ami, image_id, snapshots)
-        shared: list[str] = sorted(p["UserId"] for p in ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission").get("LaunchPermissions", []) if p.get("UserId"))
-        if share_with:
-            with translate("sharing", f"AMI {n.ami} ({image_id}) with account {share_with}"):
-                _share(ctx, image_id, snapshots, share_with)
-            shared = sorted(set(shared) | {share_with})
-        report.key_values({
-            "ami_id": image_id, "name": n.ami, "state": described.get("State", ""),
-            "snapshots": ", ".join(snapshots) or "-", "shared_with": ", ".join(shared) or "-",
-        }, f"NAT AMI of {app.title}")
-        owner = described.get("OwnerId", "")
-        report.info(f"to launch other envs' NAT from it, in their env file under [nat]: ami = \"{{project}}-nat-instance\", ami_owner = \"{owner}\"")
-    finally:
-        app.close()
+        if instance.state not in ("running", "stopped"):
+            raise UsageError(f"NAT instance {n.instance} ({instance.id}) is {instance.state}: bake it once it is running or stopped")
+        if not no_reboot and instance.state == "running":
+            _confirm(app, f"Baking reboots NAT instance {n.instance} ({instance.id}): the private subnets lose "
+                          "internet access for a minute or two (--no-reboot avoids it). Continue?")
+        image_id = _create(ctx, instance, n.ami, no_reboot)
+        report.info(f"baking AMI {n.ami} ({image_id}) from {n.instance} ({instance.id})")
+    else:
+        image_id = image.id
+        report.info(f"AMI {n.ami} ({image_id}) exists already: reused, not baked again")
+    described = wait_available(ctx, n.ami, image_id)
+    snapshots = [m["Ebs"]["SnapshotId"] for m in described.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+    with translate("tagging", f"AMI {n.ami} ({image_id}) and its snapshots"):
+        _ensure_tags(ctx, n.ami, image_id, snapshots)
+    shared: list[str] = sorted(p["UserId"] for p in ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission").get("LaunchPermissions", []) if p.get("UserId"))
+    if share_with:
+        with translate("sharing", f"AMI {n.ami} ({image_id}) with account {share_with}"):
+            _share(ctx, image_id, snapshots, share_with)
+        shared = sorted(set(shared) | {share_with})
+    report.key_values({
+        "ami_id": image_id, "name": n.ami, "state": described.get("State", ""),
+        "snapshots": ", ".join(snapshots) or "-", "shared_with": ", ".join(shared) or "-",
+    }, f"NAT AMI of {app.title}")
+    owner = described.get("OwnerId", "")
+    report.info(f"to launch other envs' NAT from it, in their env file under [nat]: ami = \"{{project}}-nat-instance\", ami_owner = \"{owner}\"")
 
 
 def _create(ctx, instance: lookup.Found, name: str, no_reboot: bool) -> str:

@@ -163,14 +163,11 @@ def verify(ctx) -> list[Result]:
 
 def run(app) -> None:
     """`awsprac nat verify`: one line per check, exit 1 when any fails."""
-    try:
-        ctx = app.context()
-        results = verify(ctx)
-        show(app.report, results, ctx.cfg.env, f"NAT checks for {app.title}")
-        if not all(r.ok for r in results):
-            raise NatNotVerified("")
-    finally:
-        app.close()
+    ctx = app.context()
+    results = verify(ctx)
+    show(app.report, results, ctx.cfg.env, f"NAT checks for {app.title}")
+    if not all(r.ok for r in results):
+        raise NatNotVerified("")
 
 
 def show(report, results: list[Result], env: str, title: str) -> None:

@@ -283,8 +283,5 @@ def _show(when: datetime, tz) -> str:
 
 def command(app, starting: bool) -> None:
     """`awsprac start|stop --env ENV`: behind the account guard, like every command."""
-    try:
-        ctx = app.context()
-        (start if starting else stop)(ctx)
-    finally:
-        app.close()
+    ctx = app.context()
+    (start if starting else stop)(ctx)

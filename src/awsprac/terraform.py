@@ -734,26 +734,23 @@ def write(export: Export, folder: Path, force: bool) -> list[Path]:
 
 def export_command(app, out: Path | None, force: bool, as_json: bool) -> None:
     """`awsprac export terraform`: observe, build, write (or print the structure as JSON)."""
-    try:
-        ctx = app.context()
-        folder = out or default_folder(app.cfg.env)
-        if not as_json and folder.is_dir() and any(folder.iterdir()) and not force:
-            raise UsageError(f"{folder} is not empty: pass --force to overwrite the files awsprac writes there, or choose another --out")
-        export = build(ctx)
-        for what in export.skipped:
-            app.report.warn(f"not built, so not exported: {what} (`awsprac up --env {app.cfg.env}` builds it)")
-        for text in export.warnings:
-            app.report.warn(text)
-        if as_json:
-            app.report.json(export.to_json())
-            return
-        written = write(export, folder, force)
-        imports = sum(1 for r in export.resources if r.import_id is not None)
-        app.report.info(
-            f"wrote {len(written)} file(s) to {folder}: {len(export.resources)} resource(s), {imports} to import. "
-            f"Next: cd {folder} && terraform init && terraform plan"
-        )
-        for path in written:
-            app.report.line(str(path))
-    finally:
-        app.close()
+    ctx = app.context()
+    folder = out or default_folder(app.cfg.env)
+    if not as_json and folder.is_dir() and any(folder.iterdir()) and not force:
+        raise UsageError(f"{folder} is not empty: pass --force to overwrite the files awsprac writes there, or choose another --out")
+    export = build(ctx)
+    for what in export.skipped:
+        app.report.warn(f"not built, so not exported: {what} (`awsprac up --env {app.cfg.env}` builds it)")
+    for text in export.warnings:
+        app.report.warn(text)
+    if as_json:
+        app.report.json(export.to_json())
+        return
+    written = write(export, folder, force)
+    imports = sum(1 for r in export.resources if r.import_id is not None)
+    app.report.info(
+        f"wrote {len(written)} file(s) to {folder}: {len(export.resources)} resource(s), {imports} to import. "
+        f"Next: cd {folder} && terraform init && terraform plan"
+    )
+    for path in written:
+        app.report.line(str(path))
