@@ -87,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--delay", type=float, default=0.05, help="seconds added to every AWS request (default 0.05)")
     parser.add_argument("--env", default="stg")
+    parser.add_argument("--timeline", action="store_true", help="also print every call of the cold up with its start and end (ms)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="awsprac-bench-"))
@@ -128,6 +129,11 @@ def main() -> None:
     for name, value, note in rows:
         print(f"  {name:<{width}}  {value:>14}  {note}")
     print("\n  converged up calls: " + ", ".join(t.action for t in warm))
+    if args.timeline:
+        origin = min(t.start for t in cold)
+        print("\n  cold up timeline (ms from the first request):")
+        for t in sorted(cold, key=lambda t: t.start):
+            print(f"  {(t.start - origin) * 1000:7.0f} {(t.end - origin) * 1000:7.0f}  {t.action}")
 
 
 if __name__ == "__main__":
