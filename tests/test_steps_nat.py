@@ -346,7 +346,7 @@ def test_drift_on_the_instance_is_planned_and_repaired(ctx, make_ctx):
     assert the_group()["GroupId"] in [g["GroupId"] for g in fixed["NetworkInterfaces"][0]["Groups"]]
 
 
-def test_a_newer_ami_is_drift_to_report_never_a_replacement(ctx, make_ctx, calls):
+def test_a_newer_ami_is_shown_by_status_and_never_replaces_the_instance(ctx, make_ctx, calls):
     up(ctx)
     running = the_instance()
 
@@ -354,15 +354,15 @@ def test_a_newer_ami_is_drift_to_report_never_a_replacement(ctx, make_ctx, calls
         if json.loads(params["body"]).get("Name") == AL2023:  # a JSON-protocol service
             return answer({"Parameter": {"Name": AL2023, "Type": "String", "Value": "ami-0123456789abcdef0", "Version": 99}})
 
-    changes = plan(make_ctx, hooks=[("before-call.ssm.GetParameter", newer)])
-    (report,) = changes
-    assert (report.action, report.kind) == (Action.REPORT, "instance")
-    assert str(report.fields[0]) == f"ami: {running['ImageId']} -> ami-0123456789abcdef0"
-    assert "it is kept" in report.note and "terminate the instance" in report.note
-    ctx2 = make_ctx(hooks=[("before-call.ssm.GetParameter", newer), ("before-call.*.*", calls)])
     steps = runner.resolve(STEPS)
+    rows = runner.status(make_ctx(hooks=[("before-call.ssm.GetParameter", newer)]), steps)
+    (row,) = [r for r in rows if r.kind == "instance"]
+    assert row.sync == "in sync"
+    assert row.state == f"running; runs {running['ImageId']}, a new one would launch from ami-0123456789abcdef0 (latest Amazon Linux 2023 ({AL2023}))"
+    # up neither replaces the instance nor even asks which image is the latest.
+    ctx2 = make_ctx(hooks=[("before-call.ssm.GetParameter", newer), ("before-call.*.*", calls)])
     assert runner.apply(ctx2, steps, runner.plan(ctx2, steps)).applied == []
-    assert calls.writes == []
+    assert calls.writes == [] and "GetParameter" not in calls.names
     assert [i["InstanceId"] for i in live_instances()] == [running["InstanceId"]]
 
 

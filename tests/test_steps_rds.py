@@ -168,9 +168,11 @@ def test_second_up_plans_and_writes_nothing(ctx, make_ctx):
 def test_a_newer_minor_is_not_drift_but_another_major_is_reported(ctx, make_ctx):
     up(ctx)
     assert plan(make_ctx(hooks=[DescribeDb({"EngineVersion": "17.9"}).hook])).changes == []
-    (report,) = plan(make_ctx(hooks=[DescribeDb({"EngineVersion": "16.4"}).hook])).changes
+    group, report = plan(make_ctx(hooks=[DescribeDb({"EngineVersion": "16.4"}).hook])).changes
     assert report.action is Action.REPORT and fields(report)["engine major"] == ("16", "17")
     assert "--allow-major-version-upgrade" in report.note
+    # A 16 instance uses a postgres16 parameter group: that one is reported too (it cannot change family).
+    assert group.action is Action.REPORT and fields(group)["family"] == ("postgres16", "postgres17")
 
 
 def test_in_place_drift_is_planned_and_applied_at_once_in_stg(ctx, make_ctx):

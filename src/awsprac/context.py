@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from awsprac.aws import Aws
+from awsprac.batched import Reads
 from awsprac.config import EnvConfig
 from awsprac.report import Reporter
 
@@ -30,6 +31,7 @@ class Context:
     options: Options = field(default_factory=Options)
     observed: dict[str, Any] = field(default_factory=dict)  # step name -> that step's Observed
     identity: dict | None = None  # sts get-caller-identity's answer, once the account guard has checked it
+    reads: Reads = field(default_factory=Reads)  # reads shared by the steps during one look at the env
 
     def tags(self, name: str) -> dict[str, str]:
         from awsprac import tags

@@ -28,7 +28,7 @@ def bake(app, share_with: str = "", no_reboot: bool = False) -> None:
     runner.observe_all(ctx, [nat])
     have = ctx.observed[nat.NAME]
     n = nat.names(cfg)
-    image = have.baked
+    image = nat.find_baked_ami(ec2, n.ami)
     if image is not None and image.state in BROKEN:
         raise UsageError(
             f"AMI {n.ami} ({image.id}) is {image.state}: deregister it (EC2 console, or "

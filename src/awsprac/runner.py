@@ -8,9 +8,11 @@ unless there is nothing left to do: a cheap, always-on proof of convergence.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from types import ModuleType
 
+from awsprac.batched import Reads
 from awsprac.context import Context
 from awsprac.errors import MissingPrerequisite, NotConverged, UsageError
 from awsprac.plan import Action, Change, Plan, StatusRow
@@ -50,8 +52,10 @@ def resolve(names: list[str] | None) -> list[ModuleType]:
     return [step_registry.load(n) for n in names]
 
 
-def observe(ctx: Context, step: ModuleType) -> None:
-    ctx.observed[step.NAME] = step.observe(ctx)
+def observe(ctx: Context, step: ModuleType, fresh: bool = False) -> None:
+    """`fresh`: after a write, so the reads steps share are made again, not taken from the last look."""
+    view = dataclasses.replace(ctx, reads=Reads()) if fresh else ctx
+    ctx.observed[step.NAME] = step.observe(view)
 
 
 def changes_for(ctx: Context, step: ModuleType) -> list[Change]:
@@ -76,7 +80,9 @@ def _raise_first(walk: dag.Walk, steps: list[ModuleType]) -> None:
 
 
 def observe_all(ctx: Context, steps: list[ModuleType]) -> None:
-    """Observe the steps and their prerequisites, each as soon as its prerequisites are observed."""
+    """Observe the steps and their prerequisites, each as soon as its prerequisites are observed.
+    One look: the reads steps share are made once for all of them."""
+    ctx.reads = Reads()
     _raise_first(_walk(ctx, steps, lambda step: observe(ctx, step)), steps)
 
 
@@ -130,7 +136,7 @@ def apply(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
         if step not in steps or (not stale and step.NAME not in planned_steps):
             return
         if stale:
-            observe(ctx, step)
+            observe(ctx, step, fresh=True)
         todo = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
 
         def carry_out(change: Change) -> None:
@@ -141,7 +147,7 @@ def apply(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
         _each(step, todo, carry_out)
         if todo:
             changed.add(step.NAME)
-            observe(ctx, step)
+            observe(ctx, step, fresh=True)
             left = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
             if left:
                 raise NotConverged(

@@ -14,9 +14,10 @@ another type or subnet are drift to report (replacing it cuts the private subnet
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
-from awsprac import lookup, tags, tokens, waiting
+from awsprac import batched, lookup, tags, tokens, waiting
 from awsprac.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
@@ -148,8 +149,7 @@ class Observed:
     instance: lookup.Found | None = None
     addresses: dict[str, lookup.Found] = field(default_factory=dict)  # by Name
     gateway: lookup.Found | None = None
-    image: Image | None = None
-    baked: lookup.Found | None = None  # the AMI `awsprac nat bake-ami` made
+    image: Image | None = None  # what a new instance would launch from (read only when one is to be made)
     iam: nat_iam.Observed | None = None  # in another mode: the instance mode's role and profile, to remove
 
     @property
@@ -201,33 +201,70 @@ def observe(ctx: Context) -> Observed:
     cfg, ec2 = ctx.cfg, ctx.aws.ec2
     n = names(cfg)
     vpc_id = ctx.observed["vpc"].id
+    earlier = ctx.observed.get(NAME)
     with translate("looking up", f"the NAT of {cfg.vpc_name}"):
         if not vpc_id:
-            baked, image = concurrently(
-                lambda: find_baked_ami(ec2, n.ami),
-                lambda: resolve_image(ctx) if cfg.nat.mode == "instance" else None,
-            )
-            return Observed(cfg.nat.mode, image=image, baked=baked)
-
-        def group_and_rules():
-            sg = find_security_group(ec2, n.sg, vpc_id)
-            if sg is None:
-                return None, ()
-            pages = ec2.get_paginator("describe_security_group_rules").paginate(Filters=[{"Name": "group-id", "Values": [sg.id]}])
-            return sg, tuple(r for page in pages for r in page["SecurityGroupRules"])
-
+            return Observed(cfg.nat.mode, image=resolve_image(ctx) if cfg.nat.mode == "instance" else None)
         # Independent reads, all at once: this step's observation is on the critical path of every run.
-        baked, image, (sg, rules), instance, addresses, gateway = concurrently(
-            lambda: find_baked_ami(ec2, n.ami),
-            lambda: resolve_image(ctx) if cfg.nat.mode == "instance" else None,
-            group_and_rules,
+        groups, instance, (addresses, gateway) = concurrently(
+            lambda: batched.security_groups(ctx, vpc_id, [n.sg]),
             lambda: lookup.find_by_names(ec2, NAT_INSTANCE, [n.instance], vpc_id).get(n.instance),
-            lambda: lookup.find_by_names(ec2, lookup.ELASTIC_IP, [n.instance_address, n.gateway_address]),
-            lambda: lookup.find_by_names(ec2, lookup.NAT_GATEWAY, [n.gateway], vpc_id).get(n.gateway),
+            lambda: _addresses_and_gateway(ctx, vpc_id),
         )
+        sg = groups.get(n.sg)
+        rules = _rules(ctx, sg) if sg is not None else ()
+        image = None
+        if cfg.nat.mode == "instance" and instance is None:
+            # What a new instance would launch from: the look before the VPC existed already asked.
+            image = earlier.image if earlier is not None and earlier.image is not None else resolve_image(ctx)
     # Seen here too (not only by step nat-iam): removed after the instance, and checked again after apply.
     iam = nat_iam.observe(ctx) if cfg.nat.mode != "instance" else None
-    return Observed(cfg.nat.mode, vpc_id, sg, rules, instance, addresses, gateway, image, baked, iam)
+    return Observed(cfg.nat.mode, vpc_id, sg, rules, instance, addresses, gateway, image, iam)
+
+
+def _addresses_and_gateway(ctx: Context, vpc_id: str) -> tuple[dict[str, lookup.Found], lookup.Found | None]:
+    """The Elastic IPs and the NAT gateway by name. Outside gateway mode they are mostly leftovers of
+    another mode that are not there: one look at the names' tags says which kinds to describe at all."""
+    ec2, n = ctx.aws.ec2, names(ctx.cfg)
+    address_names = [n.instance_address, n.gateway_address]
+    look_for_addresses = look_for_gateway = True
+    if ctx.cfg.nat.mode != "gateway" and not ctx.cfg.nat.elastic_ip:
+        ids = named_ids(ec2, [*address_names, n.gateway])
+        look_for_addresses = any(i.startswith("eipalloc-") for i in ids)
+        look_for_gateway = any(i.startswith("nat-") for i in ids)
+    addresses = lookup.find_by_names(ec2, lookup.ELASTIC_IP, address_names) if look_for_addresses else {}
+    gateway = lookup.find_by_names(ec2, lookup.NAT_GATEWAY, [n.gateway], vpc_id).get(n.gateway) if look_for_gateway else None
+    return addresses, gateway
+
+
+def named_ids(ec2, names: list[str]) -> set[str]:
+    """Ids of every EC2 resource whose Name tag is one of the names, whatever its kind (one read)."""
+    pages = ec2.get_paginator("describe_tags").paginate(Filters=[{"Name": "key", "Values": ["Name"]}, {"Name": "value", "Values": names}])
+    return {t["ResourceId"] for page in pages for t in page.get("Tags", [])}
+
+
+def _rules(ctx: Context, sg: lookup.Found) -> tuple[dict, ...]:
+    """The group's rules, as its description lists them; read one by one (with their ids, which a
+    prune needs) only when there are rules the env file does not list."""
+    rules = rules_of(sg.raw)
+    spec = next((s for s in desired(ctx.cfg) if s.kind == SG), None)
+    if spec is None or not rule_gaps(spec, rules)[2]:
+        return rules
+    pages = ctx.aws.ec2.get_paginator("describe_security_group_rules").paginate(Filters=[{"Name": "group-id", "Values": [sg.id]}])
+    return tuple(r for page in pages for r in page["SecurityGroupRules"])
+
+
+def rules_of(group: dict) -> tuple[dict, ...]:
+    """A group's IpPermissions as rules (the shape DescribeSecurityGroupRules answers), one per peer."""
+    rules = []
+    for egress, key in ((False, "IpPermissions"), (True, "IpPermissionsEgress")):
+        for permission in group.get(key, []):
+            base = {"IpProtocol": permission.get("IpProtocol"), "FromPort": permission.get("FromPort"), "ToPort": permission.get("ToPort"), "IsEgress": egress}
+            rules += [{**base, "CidrIpv4": r["CidrIp"]} for r in permission.get("IpRanges", [])]
+            rules += [{**base, "CidrIpv6": r["CidrIpv6"]} for r in permission.get("Ipv6Ranges", [])]
+            rules += [{**base, "PrefixListId": r["PrefixListId"]} for r in permission.get("PrefixListIds", [])]
+            rules += [{**base, "ReferencedGroupInfo": {"GroupId": r.get("GroupId")}} for r in permission.get("UserIdGroupPairs", [])]
+    return tuple(rules)
 
 
 def find_security_group(ec2, name: str, vpc_id: str) -> lookup.Found | None:
@@ -270,16 +307,34 @@ def resolve_image(ctx: Context) -> Image:
             ))
         newest = max(images, key=lambda i: i.get("CreationDate", ""))
         return Image(newest["ImageId"], f"AMI {name} of {whose}")
-    arch = architecture(ec2, cfg.nat.instance_type)
+    arch = architecture(cfg.nat.instance_type)
     parameter = AL2023_PARAMETER.format(arch=arch)
     value = ctx.aws.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
     return Image(value, f"latest Amazon Linux 2023 ({parameter})")
 
 
-def architecture(ec2, instance_type: str) -> str:
-    info = ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
-    supported = info[0]["ProcessorInfo"]["SupportedArchitectures"] if info else ["x86_64"]
-    return "arm64" if "x86_64" not in supported and "arm64" in supported else "x86_64"
+def architecture(instance_type: str) -> str:
+    """Graviton (arm64) types carry a `g` after the generation (t4g, m7gd, c6gn, im4gn) or are a1."""
+    match = re.match(r"([a-z]+)(\d+)([a-z-]*)\.", instance_type)
+    if match and (match.group(1) == "a" or "g" in match.group(3)):
+        return "arm64"
+    return "x86_64"
+
+
+def status_states(ctx: Context, have: Observed) -> dict:
+    """For `awsprac status` only (a read `up` does without): the instance's state, and whether a new
+    NAT instance would launch today from another image than the one it runs."""
+    instance = have.instance
+    if instance is None or have.mode != "instance":
+        return {}
+    with translate("looking up", "the image a new NAT instance would launch from"):
+        image = resolve_image(ctx)
+    state = instance.state
+    if image.id and instance.raw.get("ImageId") != image.id:
+        state += f"; runs {instance.raw.get('ImageId')}, a new one would launch from {image.id} ({image.source})"
+    elif image.problem:
+        state += f"; {image.problem}"
+    return {(INSTANCE, instance.name): state}
 
 
 # --- diff ---
@@ -832,13 +887,16 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
         else:
             note = f"left alone: not tagged {tags.ENV_KEY}={ctx.cfg.env}, so not this env's to delete"
             changes.append(Change(NAME, Action.REPORT, found.kind, found.name, found.id, note=note))
-    if have.baked is not None:
+    # Read here, not in observe(): only a destroy asks about the baked AMI.
+    with translate("looking up", f"AMI {names(ctx.cfg).ami}"):
+        baked = find_baked_ami(ctx.aws.ec2, names(ctx.cfg).ami)
+    if baked is not None:
         if not ctx.options.include_ami:
-            changes.append(Change(NAME, Action.REPORT, AMI, have.baked.name, have.baked.id,
+            changes.append(Change(NAME, Action.REPORT, AMI, baked.name, baked.id,
                                   note="kept: other envs launch from it; `awsprac destroy --include-ami` deletes it and its snapshots"))
-        elif ctx.owns(have.baked):
-            changes.append(Change(NAME, Action.DELETE, AMI, have.baked.name, have.baked.id))
+        elif ctx.owns(baked):
+            changes.append(Change(NAME, Action.DELETE, AMI, baked.name, baked.id))
         else:
-            changes.append(Change(NAME, Action.REPORT, AMI, have.baked.name, have.baked.id,
+            changes.append(Change(NAME, Action.REPORT, AMI, baked.name, baked.id,
                                   note=f"left alone: not tagged {tags.ENV_KEY}={ctx.cfg.env}, so not this env's to delete"))
     return changes

@@ -11,7 +11,7 @@ import json
 import urllib.parse
 from dataclasses import dataclass
 
-from awsprac import lookup, tags
+from awsprac import batched, lookup, tags
 from awsprac.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
@@ -82,13 +82,16 @@ def policy_arn(ctx: Context, policy: str) -> str:
 def observe(ctx: Context) -> Observed:
     iam, name = ctx.aws.client("iam"), role_name(ctx.cfg)
     wanted = ctx.cfg.nat.mode == "instance"
-    with translate("looking up", f"IAM role and instance profile {name}"):
-        role = _get(iam.get_role, "Role", RoleName=name)
-        policies: tuple[str, ...] = ()
-        if role is not None:
-            pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
-            policies = tuple(p["PolicyArn"] for page in pages for p in page["AttachedPolicies"])
-        profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
+    # The role as the account's one batched IAM read describes it (shared with step scheduler):
+    # trust policy, tags, attached policies and the instance profiles that hold it.
+    role = batched.iam_roles(ctx).get(name)
+    policies = tuple(p["PolicyArn"] for p in role.get("AttachedManagedPolicies", [])) if role else ()
+    profile = next((p for p in (role or {}).get("InstanceProfileList", []) if p["InstanceProfileName"] == name), None)
+    if profile is None or "Tags" not in profile:
+        # Asked for by name: a profile that does not hold the role (a run stopped between creating it and
+        # adding the role), or whose tags that read left out.
+        with translate("looking up", f"instance profile {name}"):
+            profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
     return Observed(
         wanted,
         _found(ROLE, role, "RoleName") if role else None,

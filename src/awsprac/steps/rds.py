@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from awsprac import dbsecret, lookup, tags, waiting
+from awsprac import batched, dbsecret, lookup, tags, waiting
 from awsprac.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
@@ -142,32 +142,27 @@ def _find_group(ctx: Context, kind: str, name: str) -> Found | None:
 
 
 def _find_sg(ctx: Context, name: str, vpc_id: str | None) -> Found | None:
-    if not vpc_id:
-        return None
-    ec2 = ctx.aws.ec2
-    with translate("looking up", f"security group {name}"):
-        found = lookup.find_by_names(ec2, lookup.SECURITY_GROUP, [name], vpc_id).get(name)
-        if found is not None:
-            return found
-        # Made in the console by following the guide: the group *name* is set, the Name tag often not.
-        items = ec2.describe_security_groups(Filters=[
-            {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [name]},
-        ])["SecurityGroups"]
-    if not items:
-        return None
-    item = items[0]
-    return Found(lookup.SECURITY_GROUP.kind, name, item["GroupId"], "", tags.as_dict(item.get("Tags")), item)
+    # One read with step nat's group (a console-made group may have its group name and no Name tag).
+    return batched.security_groups(ctx, vpc_id, [name]).get(name)
 
 
 def observe(ctx: Context) -> Observed:
     sg_spec, sng_spec, pg_spec, db_spec = desired(ctx.cfg)
-    # Independent reads, all at once.
-    sg, subnet_group, parameter_group, raw = concurrently(
-        lambda: _find_sg(ctx, sg_spec.name, ctx.observed["vpc"].id),
-        lambda: _find_group(ctx, sng_spec.kind, sng_spec.name),
-        lambda: _find_group(ctx, pg_spec.kind, pg_spec.name),
-        lambda: find_db(ctx, db_spec.name),
-    )
+    vpc_id = ctx.observed["vpc"].id
+    earlier = ctx.observed.get(NAME)
+    if earlier is not None and earlier.db is None:
+        # Looking again in a run that found no instance: still none, most likely; all reads at once.
+        sg, raw, subnet_group, parameter_group = concurrently(
+            lambda: _find_sg(ctx, sg_spec.name, vpc_id), lambda: find_db(ctx, db_spec.name),
+            lambda: _find_group(ctx, sng_spec.kind, sng_spec.name), lambda: _find_group(ctx, pg_spec.kind, pg_spec.name),
+        )
+    else:
+        sg, raw = concurrently(lambda: _find_sg(ctx, sg_spec.name, vpc_id), lambda: find_db(ctx, db_spec.name))
+        # The instance's description carries its groups: read them on their own only when it does not use ours.
+        subnet_group, parameter_group = concurrently(
+            lambda: _used_subnet_group(ctx, raw, sng_spec) or _find_group(ctx, sng_spec.kind, sng_spec.name),
+            lambda: _used_parameter_group(ctx, raw, pg_spec) or _find_group(ctx, pg_spec.kind, pg_spec.name),
+        )
     db = None
     if raw is not None:
         db = Found(db_spec.kind, db_spec.name, raw["DBInstanceIdentifier"], raw.get("DBInstanceStatus", ""), tags.as_dict(raw.get("TagList")), raw)
@@ -177,6 +172,32 @@ def observe(ctx: Context) -> Observed:
     # Looking again (after this step wrote DB_HOST into it), read it fresh.
     seen = ctx.observed.get("secrets") if NAME not in ctx.observed else None
     return Observed(sg, subnet_group, parameter_group, db, engine, seen.secret if seen is not None else dbsecret.find(ctx))
+
+
+def _owned_db(ctx: Context, raw: dict | None) -> bool:
+    return raw is not None and tags.is_owned(tags.as_dict(raw.get("TagList")), ctx.cfg.project, ctx.cfg.env)
+
+
+# A group this env's instance uses is known from the instance's description. It is this env's: it was
+# made, or adopted, before the instance that uses it. A destroy still reads its tags before deleting it.
+INFERRED = "awsprac:from-instance"
+
+
+def _used_subnet_group(ctx: Context, raw: dict | None, spec: SubnetGroupSpec) -> Found | None:
+    group = (raw or {}).get("DBSubnetGroup") or {}
+    if not _owned_db(ctx, raw) or group.get("DBSubnetGroupName") != spec.name:
+        return None
+    return Found(spec.kind, spec.name, spec.name, group.get("SubnetGroupStatus", "exists"), ctx.tags(spec.name), {**group, INFERRED: True})
+
+
+def _used_parameter_group(ctx: Context, raw: dict | None, spec: ParameterGroupSpec) -> Found | None:
+    used = [g for g in (raw or {}).get("DBParameterGroups", []) if g.get("DBParameterGroupName") == spec.name]
+    if not _owned_db(ctx, raw) or not used:
+        return None
+    # An instance only uses a group of its engine's family: postgres<major>.
+    family = f"{raw.get('Engine')}{str(raw.get('EngineVersion', '')).split('.')[0]}"
+    item = {"DBParameterGroupName": spec.name, "DBParameterGroupFamily": family, INFERRED: True}
+    return Found(spec.kind, spec.name, spec.name, "exists", ctx.tags(spec.name), item)
 
 
 # --- comparing (pure, given what was observed) ---
@@ -272,7 +293,7 @@ def _parameter_group_changes(ctx: Context, spec: ParameterGroupSpec, group: Foun
     family = engine.family if engine else f"{ctx.cfg.database.engine}{ctx.cfg.database.engine_major}"
     fixed = [
         FieldDiff(label, current, wanted)
-        for label, current, wanted in (("family", group.raw.get("DBParameterGroupFamily"), family), ("description", group.raw.get("Description"), spec.description))
+        for label, current, wanted in (("family", group.raw.get("DBParameterGroupFamily"), family), ("description", group.raw.get("Description", spec.description), spec.description))
         if current != wanted
     ]
     changes = []
@@ -363,7 +384,8 @@ def apply(ctx: Context, change: Change) -> None:
 
 def _current_sg_id(ctx: Context) -> str:
     name = desired(ctx.cfg)[0].name
-    found = _find_sg(ctx, name, ctx.observed["vpc"].id)
+    # Read now, not taken from the look before apply: this apply may just have made it.
+    found = ctx.observed[NAME].sg or lookup.find_by_names(ctx.aws.ec2, lookup.SECURITY_GROUP, [name], ctx.observed["vpc"].id).get(name)
     if found is None:
         raise AwspracError(f"security group {name} is missing: run `awsprac up --env {ctx.cfg.env}` again")
     return found.id
@@ -543,12 +565,19 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
                 else:
                     notes.append(f"final snapshot {db.name}-final-<UTC time> first (--skip-final-snapshot: none)")
             changes.append(Change(NAME, Action.DELETE, db.kind, db.name, db.id, note="; ".join(notes)))
-    for found in (have.subnet_group, have.parameter_group, have.sg):
+    for found in (_read_tags(ctx, have.subnet_group), _read_tags(ctx, have.parameter_group), have.sg):
         if found is not None and stays and ctx.owns(found):
             changes.append(Change(NAME, Action.REPORT, found.kind, found.name, found.id, note=f"kept: DB instance {db.name} stays and may use it"))
         else:
             changes += delete_change(NAME, found, ctx)
     return changes
+
+
+def _read_tags(ctx: Context, group: Found | None) -> Found | None:
+    """A group known from the instance's description, read on its own: whose it is decides a delete."""
+    if group is None or not group.raw.get(INFERRED):
+        return group
+    return _find_group(ctx, group.kind, group.name)
 
 
 def _delete(ctx: Context, change: Change) -> None:

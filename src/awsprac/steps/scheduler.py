@@ -16,7 +16,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from awsprac import tags, tokens, waiting
+from awsprac import batched, tags, tokens, waiting
 from awsprac.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
@@ -202,36 +202,43 @@ def _missing_is_none(call, **kwargs):
 
 
 def _observe_role(ctx: Context, role_spec) -> tuple:
-    iam = ctx.aws.client("iam")
-    with translate("looking up", f"IAM role {role_spec.name}"):
-        reply = _missing_is_none(iam.get_role, RoleName=role_spec.name)
-        if reply is None:
-            return None, {}, ()
-        raw = reply["Role"]
-        role = Found(role_spec.kind, role_spec.name, raw["RoleName"], "exists", tags.as_dict(raw.get("Tags")), raw)
-
-        def inline_policies() -> dict:
-            names = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_spec.name) for n in page["PolicyNames"]]
-            return {n: iam.get_role_policy(RoleName=role_spec.name, PolicyName=n)["PolicyDocument"] for n in names}
-
-        def attached_policies() -> tuple:
-            return tuple(p["PolicyArn"] for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_spec.name)
-                         for p in page["AttachedPolicies"])
-
-        inline, attached = concurrently(inline_policies, attached_policies)
+    # From the account's one batched IAM read (shared with step nat-iam): the role with its policies.
+    raw = batched.iam_roles(ctx).get(role_spec.name)
+    if raw is None:
+        return None, {}, ()
+    role = Found(role_spec.kind, role_spec.name, raw["RoleName"], "exists", tags.as_dict(raw.get("Tags")), raw)
+    inline = {p["PolicyName"]: p["PolicyDocument"] for p in raw.get("RolePolicyList", [])}
+    attached = tuple(p["PolicyArn"] for p in raw.get("AttachedManagedPolicies", []))
     return role, inline, attached
 
 
+def _group_arn(ctx: Context, name: str) -> str | None:
+    account = (ctx.identity or {}).get("Account")
+    if not account:
+        return None
+    partition = ctx.aws.session.get_partition_for_region(ctx.cfg.region)
+    return f"arn:{partition}:scheduler:{ctx.cfg.region}:{account}:schedule-group/{name}"
+
+
 def _observe_group(ctx: Context, group_spec, schedule_specs) -> tuple:
+    """The group's tags and its schedules, all at once. A schedule found means its group exists and is
+    active; only when one is missing is the group itself asked for (it may be missing, or deleting)."""
     scheduler = ctx.aws.client("scheduler")
+    arn = _group_arn(ctx, group_spec.name)
     with translate("looking up", f"schedule group {group_spec.name}"):
-        raw = _missing_is_none(scheduler.get_schedule_group, Name=group_spec.name)
-        if raw is None:
-            return None, {}
-        group_tags, *items = concurrently(
-            lambda: tags.as_dict(scheduler.list_tags_for_resource(ResourceArn=raw["Arn"]).get("Tags")),
+        tag_reply, *items = concurrently(
+            lambda: _missing_is_none(scheduler.list_tags_for_resource, ResourceArn=arn) if arn else None,
             *[lambda spec=spec: _missing_is_none(scheduler.get_schedule, Name=spec.name, GroupName=group_spec.name) for spec in schedule_specs],
         )
+        group_tags = tags.as_dict(tag_reply.get("Tags")) if tag_reply is not None else None
+        if arn is None or any(item is None for item in items):
+            raw = _missing_is_none(scheduler.get_schedule_group, Name=group_spec.name)
+            if raw is None:
+                return None, {}
+            if group_tags is None:
+                group_tags = tags.as_dict(scheduler.list_tags_for_resource(ResourceArn=raw["Arn"]).get("Tags"))
+        else:
+            raw = {"Arn": arn, "Name": group_spec.name, "State": "ACTIVE"}
     group = Found(group_spec.kind, group_spec.name, group_spec.name, raw.get("State", "ACTIVE"), group_tags, raw)
     if group.state != "ACTIVE":
         return group, {}
