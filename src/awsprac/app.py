@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from awsprac import config
 from awsprac.errors import AccountMismatch
 
 
@@ -32,6 +31,8 @@ class Identity:
 class App:
     def __init__(self, settings: Settings, env: str):
         self.settings = settings
+        from awsprac import config  # here, not at the top: `awsprac --help` never parses an env file
+
         cfg = config.load(settings.envs_dir, env)
         if settings.region and settings.region != cfg.region:
             cfg = dataclasses.replace(cfg, region=settings.region)
@@ -77,7 +78,7 @@ class App:
         return f"env {self.cfg.env}{account} · {self.cfg.region}"
 
 
-def check_account(clients, cfg: config.EnvConfig) -> Identity:
+def check_account(clients, cfg) -> Identity:
     """`sts get-caller-identity` needs no permission: the guard before any change."""
     from awsprac.aws import translate
 
