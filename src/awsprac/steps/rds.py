@@ -102,6 +102,11 @@ def find(ctx: Context) -> dict | None:
     return find_db(ctx, db_name(ctx.cfg))
 
 
+def db_as_seen(ctx: Context) -> dict | None:
+    """The instance as this look at the env saw it: read once, for step secrets and this step."""
+    return ctx.reads.once("db instance", lambda: find(ctx))
+
+
 def desired(cfg: EnvConfig) -> list:
     from awsprac.steps import subnets
 
@@ -153,11 +158,11 @@ def observe(ctx: Context) -> Observed:
     if earlier is not None and earlier.db is None:
         # Looking again in a run that found no instance: still none, most likely; all reads at once.
         sg, raw, subnet_group, parameter_group = concurrently(
-            lambda: _find_sg(ctx, sg_spec.name, vpc_id), lambda: find_db(ctx, db_spec.name),
+            lambda: _find_sg(ctx, sg_spec.name, vpc_id), lambda: db_as_seen(ctx),
             lambda: _find_group(ctx, sng_spec.kind, sng_spec.name), lambda: _find_group(ctx, pg_spec.kind, pg_spec.name),
         )
     else:
-        sg, raw = concurrently(lambda: _find_sg(ctx, sg_spec.name, vpc_id), lambda: find_db(ctx, db_spec.name))
+        sg, raw = concurrently(lambda: _find_sg(ctx, sg_spec.name, vpc_id), lambda: db_as_seen(ctx))
         # The instance's description carries its groups: read them on their own only when it does not use ours.
         subnet_group, parameter_group = concurrently(
             lambda: _used_subnet_group(ctx, raw, sng_spec) or _find_group(ctx, sng_spec.kind, sng_spec.name),

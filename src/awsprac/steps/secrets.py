@@ -67,7 +67,7 @@ def observe(ctx: Context) -> Observed:
         return Observed(secret)
     from awsprac.steps import rds
 
-    return Observed(secret, rds.find(ctx) is not None)
+    return Observed(secret, rds.db_as_seen(ctx) is not None)
 
 
 def diff(ctx: Context, want: list[SecretSpec], have: Observed) -> list[Change]:
