@@ -38,18 +38,10 @@ class _Slot:
     value: Any = None
 
 
-def env_names(cfg, kind: str) -> list[str]:
-    """Every name of this kind the env file describes, whichever step wants it."""
-    from awsprac import steps
-
-    return sorted({spec.name for step in steps.all_steps() for spec in step.desired(cfg) if spec.kind == kind})
-
-
 def security_groups(ctx, vpc_id: str | None, names: list[str]) -> dict:
-    """{name: Found} of the security groups asked for, in the VPC. The first asker reads every group
-    the env file describes at once: by Name tag, and by group name for those without the tag (made in
-    the console by following the guide). A name outside that batch (a group another mode left) is
-    read on its own."""
+    """{name: Found} of the security groups asked for, in the VPC. One read of all the VPC's groups
+    (a handful) serves every step: a group is matched by its Name tag, else by its group name (made
+    in the console by following the guide, it often has no Name tag)."""
     from awsprac import lookup
     from awsprac.aws import translate
 
@@ -57,34 +49,21 @@ def security_groups(ctx, vpc_id: str | None, names: list[str]) -> dict:
     if not vpc_id:
         return {}
 
-    def read(batch: list[str]) -> dict:
-        ec2 = ctx.aws.ec2
-        with translate("looking up", f"the security groups {', '.join(batch)}"):
-            found = lookup.find_by_names(ec2, kind, batch, vpc_id)
-            untagged = [n for n in batch if n not in found]
-            if untagged:
-                items = ec2.describe_security_groups(Filters=[
-                    {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": untagged},
-                ])["SecurityGroups"]
-                for item in items:
-                    found[item["GroupName"]] = dataclasses.replace(lookup.to_found(kind, item), name=item["GroupName"])
-        return found
+    def load() -> list:
+        with translate("looking up", f"the security groups of {vpc_id}"):
+            return [lookup.to_found(kind, item) for item in lookup.describe(ctx.aws.ec2, kind, [{"Name": "vpc-id", "Values": [vpc_id]}])]
 
-    known = ctx.reads.once(("security groups", vpc_id), lambda: _Batch())
-    with known.lock:
-        missing = [n for n in names if n not in known.names]
-        if missing:
-            batch = sorted(set(missing) | (set() if known.names else set(env_names(ctx.cfg, kind.kind))))
-            known.found.update(read(batch))
-            known.names.update(batch)
-        return {n: known.found[n] for n in names if n in known.found}
-
-
-@dataclasses.dataclass
-class _Batch:
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-    names: set = dataclasses.field(default_factory=set)
-    found: dict = dataclasses.field(default_factory=dict)
+    groups = ctx.reads.once(("security groups", vpc_id), load)
+    found = {}
+    for name in names:
+        tagged = [g for g in groups if g.name == name]
+        if tagged:
+            found[name] = lookup.single(kind, name, tagged)
+            continue
+        named = [g for g in groups if g.raw.get("GroupName") == name]
+        if named:
+            found[name] = dataclasses.replace(named[0], name=name)
+    return found
 
 
 def iam_roles(ctx) -> dict[str, dict]:

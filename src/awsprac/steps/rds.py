@@ -172,7 +172,9 @@ def observe(ctx: Context) -> Observed:
     if raw is not None:
         db = Found(db_spec.kind, db_spec.name, raw["DBInstanceIdentifier"], raw.get("DBInstanceStatus", ""), tags.as_dict(raw.get("TagList")), raw)
     # AWS's default version only matters to what is still to be created: a converged run skips the read.
-    engine = engine_default(ctx) if db is None or parameter_group is None else None
+    engine = None
+    if db is None or parameter_group is None:  # the default does not change during a run: asked once
+        engine = earlier.engine if earlier is not None and earlier.engine is not None else engine_default(ctx)
     # On a first look the secrets step (a prerequisite) has just read the secret: no second read.
     # Looking again (after this step wrote DB_HOST into it), read it fresh.
     seen = ctx.observed.get("secrets") if NAME not in ctx.observed else None
