@@ -115,3 +115,18 @@ def test_a_rule_someone_added_to_the_nat_group_is_read_with_its_id(ctx, make_ctx
 ])
 def test_the_nat_image_architecture_follows_the_instance_type(instance_type, arch):
     assert nat.architecture(instance_type) == arch
+
+
+def test_a_missing_db_group_whose_tags_aws_refuses_to_list_is_planned(make_ctx, calls):
+    """The groups' tags are read at once with the groups, by ARN: AWS answers a missing group's ARN
+    with its not-found error, which only means the group is to be made."""
+    from conftest import aws_error
+
+    def not_found(params, **kwargs):
+        code = "DBSubnetGroupNotFoundFault" if ":subgrp:" in params["body"]["ResourceName"] else "DBParameterGroupNotFound"
+        return aws_error(code, status=404)
+
+    _, planned = look(make_ctx, calls, hooks=[("before-call.rds.ListTagsForResource", not_found)], steps=["rds"])
+    made = {(c.action, c.kind) for c in planned.changes}
+    assert {(Action.CREATE, "DB subnet group"), (Action.CREATE, "DB parameter group")} <= made
+    assert calls.names.count("ListTagsForResource") == 2

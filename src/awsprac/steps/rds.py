@@ -126,24 +126,47 @@ def _rds_tags(ctx: Context, arn: str) -> dict[str, str]:
 
 
 def _find_group(ctx: Context, kind: str, name: str) -> Found | None:
+    """The group and its tags. With the account known its ARN is too: both read at once."""
     rds = rds_client(ctx)
-    with translate("looking up", f"{kind} {name}"):
+    subnets = kind == "DB subnet group"
+    arn_key = "DBSubnetGroupArn" if subnets else "DBParameterGroupArn"
+
+    def describe() -> list[dict]:
         try:
-            if kind == "DB subnet group":
-                items = rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"]
-                arn_key = "DBSubnetGroupArn"
-            else:
-                items = rds.describe_db_parameter_groups(DBParameterGroupName=name)["DBParameterGroups"]
-                arn_key = "DBParameterGroupArn"
+            if subnets:
+                return rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"]
+            return rds.describe_db_parameter_groups(DBParameterGroupName=name)["DBParameterGroups"]
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                return []
+            raise
+
+    def tags_of(arn: str | None) -> dict[str, str] | None:
+        try:
+            return _rds_tags(ctx, arn) if arn else None
         except botocore.exceptions.ClientError as exc:
             if is_not_found(exc):
                 return None
             raise
+
+    with translate("looking up", f"{kind} {name}"):
+        guessed = _arn(ctx, "subgrp" if subnets else "pg", name)
+        items, group_tags = concurrently(describe, lambda: tags_of(guessed))
         items = [i for i in items if i.get("DBSubnetGroupName", i.get("DBParameterGroupName")) == name]
         if not items:
             return None
         item = items[0]
-        return Found(kind, name, name, item.get("SubnetGroupStatus", "exists"), _rds_tags(ctx, item[arn_key]), item)
+        if group_tags is None or item.get(arn_key) != guessed:
+            group_tags = tags_of(item[arn_key])
+    return Found(kind, name, name, item.get("SubnetGroupStatus", "exists"), group_tags or {}, item)
+
+
+def _arn(ctx: Context, resource: str, name: str) -> str | None:
+    account = (ctx.identity or {}).get("Account")
+    if not account:
+        return None
+    partition = ctx.aws.session.get_partition_for_region(ctx.cfg.region)
+    return f"arn:{partition}:rds:{ctx.cfg.region}:{account}:{resource}:{name}"
 
 
 def _find_sg(ctx: Context, name: str, vpc_id: str | None) -> Found | None:
