@@ -62,7 +62,8 @@ def _walk(ctx: Context, steps: list[ModuleType], work, reverse: bool = False) ->
     """Run `work(step)` over the steps' graph, independent steps at the same time."""
     nodes = ordered(steps)
     if reverse:
-        deps = {s: tuple(d for d in nodes if s.NAME in d.REQUIRES) for s in nodes}
+        # A step goes once everything that needs it, or points at it (POINTS_AT), is gone.
+        deps = {s: tuple(d for d in nodes if s.NAME in d.REQUIRES or s.NAME in getattr(d, "POINTS_AT", ())) for s in nodes}
     else:
         by_name = {s.NAME: s for s in nodes}
         deps = {s: tuple(by_name[r] for r in s.REQUIRES) for s in nodes}
@@ -222,12 +223,21 @@ def _still_as_agreed(step: ModuleType, todo: list[Change], agreed: set) -> None:
 
 def _each(step: ModuleType, changes: list[Change], carry_out) -> None:
     """A step's changes in order; at the same time when the step declares them independent
-    (INDEPENDENT_CHANGES = True, e.g. four subnets). The first failure is raised after all finish."""
-    if len(changes) < 2 or not getattr(step, "INDEPENDENT_CHANGES", False):
+    (INDEPENDENT_CHANGES = True, e.g. four subnets), or as soon as the kinds they wait for are done
+    (CHANGES_AFTER = {kind: kinds it waits for}; deletes wait the other way round). The first failure
+    is raised after all finish."""
+    after: dict = getattr(step, "CHANGES_AFTER", {})
+    if len(changes) < 2 or not (after or getattr(step, "INDEPENDENT_CHANGES", False)):
         for change in changes:
             carry_out(change)
         return
-    walk = dag.walk(changes, {}, carry_out)
+
+    def waits_for(change: Change) -> tuple:
+        if change.action is Action.DELETE:
+            return tuple(c for c in changes if change.kind in after.get(c.kind, ()))
+        return tuple(c for c in changes if c.kind in after.get(change.kind, ()))
+
+    walk = dag.walk(changes, {c: waits_for(c) for c in changes}, carry_out)
     for change in changes:
         if change in walk.failed:
             raise walk.failed[change]
