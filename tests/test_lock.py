@@ -92,7 +92,8 @@ def test_a_converged_up_takes_no_lease(ctx, make_ctx, calls):
 
 
 def test_what_changed_while_confirming_is_not_applied(ctx, monkeypatch, capsys):
-    """The plan said 'update the VPC'; while the person read it, someone deleted a subnet."""
+    """The plan said 'update the VPC'; while the person read it, someone deleted a subnet. Under the lock each
+    step is observed again before it writes: the VPC update (agreed) is made, the subnet (not shown) is not."""
     import io
     import sys
 
@@ -114,6 +115,36 @@ def test_what_changed_while_confirming_is_not_applied(ctx, monkeypatch, capsys):
         main(["--envs-dir", str(ctx.cfg.path.parent), "up", "--env", "stg"])
     err = capsys.readouterr().err
     assert exit.value.code == 1
-    assert "the env changed since the plan was shown (+ subnet public-subnet-1c-stg" in err
+    assert "step subnets: the env changed since the plan was shown (+ subnet public-subnet-1c-stg" in err
+    assert "step subnets was not applied" in err and "step routes not attempted: step subnets did not finish" in err
+    names = [t["Value"] for s in ec2.describe_subnets()["Subnets"] for t in s.get("Tags", []) if t["Key"] == "Name"]
+    assert "public-subnet-1c-stg" not in names, "what the plan did not show may not be applied"
     attribute = ec2.describe_vpc_attribute(VpcId=ctx.observed["vpc"].id, Attribute="enableDnsHostnames")
-    assert attribute["EnableDnsHostnames"]["Value"] is False, "nothing may be applied"
+    assert attribute["EnableDnsHostnames"]["Value"] is True, "what was agreed is applied"
+    assert account_parameters() == [], "the lease is given back"
+
+
+def test_what_another_run_built_while_confirming_is_not_built_twice(ctx, make_ctx, monkeypatch, capsys):
+    """The plan said 'create the VPC' (and the rest); before this run took the lock, another run built the
+    network. Observed again under the lock, nothing is created twice, and the rest is built on it."""
+    import io
+    import sys
+
+    from awsprac.cli import main
+    from conftest import build
+
+    class Person(io.StringIO):
+        def readline(self):
+            build(make_ctx(), ["vpc", "subnets"])
+            return "y\n"
+
+    monkeypatch.setattr(sys, "stdin", Person())
+    with pytest.raises(SystemExit) as exit:
+        main(["--envs-dir", str(ctx.cfg.path.parent), "up", "--env", "stg"])
+        raise SystemExit(0)
+    err = capsys.readouterr().err
+    assert exit.value.code in (0, None), err
+    ec2 = boto3.client("ec2", region_name=REGION)
+    assert len(ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["aws-practice-stg"]}])["Vpcs"]) == 1
+    assert len(ec2.describe_subnets()["Subnets"]) == 4 + len(ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"])
+    assert "up done" in err

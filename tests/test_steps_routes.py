@@ -211,3 +211,28 @@ def test_teardown_with_no_table_to_take_the_main_role_leaves_it_to_the_vpc(built
     assert "it is the VPC's main route table and no other table can take that role; it goes with the VPC" in planned.changes[0].note
     assert runner.destroy(ctx, steps, planned).ok
     assert [t["RouteTableId"] for t in tables(built["vpc"])] == [table(PRIVATE)["RouteTableId"]]
+
+
+def test_the_two_tables_and_each_ones_route_and_associations_are_written_at_once(ctx, make_ctx):
+    """About 2 round trips instead of 10 in series: both creates are in flight together, then all seven writes
+    that follow them (2 routes, 4 associations, the main association). Proven with barriers, not with time:
+    a barrier is only passed when that many calls wait at it at once, so writes made in series break it."""
+    import threading
+
+    up(ctx, ["vpc", "subnets", "igw", "nat-iam", "nat"])
+    creates, rest = threading.Barrier(2, timeout=10), threading.Barrier(7, timeout=10)
+    seen = []
+
+    def meet(barrier):
+        def hook(model, **kwargs):
+            seen.append(model.name)
+            barrier.wait()
+        return hook
+
+    hooks = [("before-call.ec2.CreateRouteTable", meet(creates))] + [
+        (f"before-call.ec2.{name}", meet(rest)) for name in ("CreateRoute", "AssociateRouteTable", "ReplaceRouteTableAssociation")
+    ]
+    up(make_ctx(hooks=hooks), ["routes"])
+    assert sorted(seen[:2]) == ["CreateRouteTable"] * 2
+    assert sorted(seen[2:]) == sorted(["CreateRoute"] * 2 + ["AssociateRouteTable"] * 4 + ["ReplaceRouteTableAssociation"])
+    assert plan(make_ctx) == []

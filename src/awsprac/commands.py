@@ -44,11 +44,11 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
     if not planned.actionable:
         return
     _confirm(app, f"Apply {len(planned.actionable)} change(s) to env {app.cfg.env}?")
+    # The plan was observed without the lock (a converged `up` writes nothing, not even a lock): under
+    # it, each step is observed again just before its first write, and stops if it would do more than
+    # the plan showed. That is a second plan, but pipelined into the apply instead of in front of it.
     with lock.held(ctx, "up"):
-        # Observe again under the lock: another run may have changed the env meanwhile.
-        fresh = runner.plan(ctx, steps)
-        _still_as_confirmed(planned, fresh)
-        outcome = runner.apply(ctx, steps, fresh)
+        outcome = runner.apply(ctx, steps, planned, confirmed=True)
     _finish(app, outcome, "up")
     if app.sandbox is not None:
         app.report.status(runner.status(ctx, steps), f"Built in the sandbox ({app.title})")
@@ -95,9 +95,7 @@ def destroy(app: App, options: dict | None = None) -> None:
         if typed != app.cfg.env:
             raise Aborted("destroy cancelled: the env name was not typed; nothing was deleted")
     with lock.held(ctx, "destroy"):
-        fresh = runner.teardown_plan(ctx, steps)
-        _still_as_confirmed(planned, fresh)
-        outcome = runner.destroy(ctx, steps, fresh)
+        outcome = runner.destroy(ctx, steps, planned, confirmed=True)
     _finish(app, outcome, "destroy")
 
 
@@ -134,20 +132,6 @@ def _confirm(app: App, question: str) -> None:
     answer = _ask(f"{question} [y/N]")
     if answer.lower() not in ("y", "yes"):
         raise Aborted("cancelled: nothing was changed")
-
-
-def _still_as_confirmed(confirmed, fresh) -> None:
-    """What is applied must be what the person said yes to (or less, if another run did some of it)."""
-    def key(c):
-        return (c.step, c.action, c.kind, c.name)
-
-    agreed = {key(c) for c in confirmed.actionable}
-    new = [c for c in fresh.actionable if key(c) not in agreed]
-    if new:
-        raise Aborted(
-            "the env changed since the plan was shown (" + "; ".join(c.describe() for c in new[:3])
-            + "): nothing was applied; run the same command again to see the new plan"
-        )
 
 
 def _ask(prompt: str) -> str:

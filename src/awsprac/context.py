@@ -32,6 +32,9 @@ class Context:
     observed: dict[str, Any] = field(default_factory=dict)  # step name -> that step's Observed
     identity: dict | None = None  # sts get-caller-identity's answer, once the account guard has checked it
     reads: Reads = field(default_factory=Reads)  # reads shared by the steps during one look at the env
+    # Ids this run's creates returned, by (kind, name): a later change of the same run uses them instead of
+    # looking the resource up again. Only apply code reads it; observe() always asks AWS.
+    made: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def tags(self, name: str) -> dict[str, str]:
         from awsprac import tags

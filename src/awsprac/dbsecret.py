@@ -209,7 +209,7 @@ def create(ctx: Context, values: dict[str, Any], password: Password, description
     def attempt() -> SecretState | None:
         try:
             with translate("creating", f"secret {name}"):
-                sm.create_secret(
+                reply = sm.create_secret(
                     Name=name, Description=description, SecretString=secret_string(values, password),
                     ClientRequestToken=token, Tags=tags.as_list(ctx.tags(name)),
                 )
@@ -221,18 +221,17 @@ def create(ctx: Context, values: dict[str, Any], password: Password, description
                 raise _NameNotFreeYet(str(exc)) from None
             ctx.report.debug(f"secret {name} exists already ({existing.found.state}): using it")
             return restore(ctx, existing) if existing.pending_deletion else existing
-        return None
+        # What it holds is what was just sent: no need to read it back (the runner observes it again anyway).
+        raw = {"ARN": reply["ARN"], "Name": name, "Description": description, "Tags": tags.as_list(ctx.tags(name))}
+        found = Found(KIND, name, reply["ARN"], "active", ctx.tags(name), raw)
+        plain = {k: v for k, v in values.items() if k != "DB_PASSWORD"}
+        return SecretState(found, reply.get("VersionId"), plain, password, readable=True)
 
     try:
         existing = waiting.retry_on(lambda e: isinstance(e, _NameNotFreeYet), attempt, NAME_FREE_WAIT, ctx.report, f"creating secret {name}")
     except _NameNotFreeYet as exc:
         raise AwspracError(f"{exc}; run the same command again in a minute") from None
-    if existing is not None:
-        return existing
-    state = find(ctx)
-    if state is None:
-        raise AwspracError(f"secret {name} was created but cannot be found: run the same command again")
-    return state
+    return existing
 
 
 def restore(ctx: Context, state: SecretState) -> SecretState:

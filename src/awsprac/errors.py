@@ -56,3 +56,7 @@ class MissingPrerequisite(UsageError):
 
 class Aborted(AwspracError):
     exit_code = 1
+
+
+class EnvChanged(Aborted):
+    """Observed again under the run lock, a step would do what the confirmed plan did not show."""

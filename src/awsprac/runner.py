@@ -14,7 +14,7 @@ from types import ModuleType
 
 from awsprac.batched import Reads
 from awsprac.context import Context
-from awsprac.errors import MissingPrerequisite, NotConverged, UsageError
+from awsprac.errors import EnvChanged, MissingPrerequisite, NotConverged, UsageError
 from awsprac.plan import Action, Change, Plan, StatusRow
 from awsprac import dag
 from awsprac import steps as step_registry
@@ -66,7 +66,8 @@ def _walk(ctx: Context, steps: list[ModuleType], work, reverse: bool = False) ->
     """Run `work(step)` over the steps' graph, independent steps at the same time."""
     nodes = ordered(steps)
     if reverse:
-        deps = {s: tuple(d for d in nodes if s.NAME in d.REQUIRES) for s in nodes}
+        # A step goes once everything that needs it, or points at it (POINTS_AT), is gone.
+        deps = {s: tuple(d for d in nodes if s.NAME in d.REQUIRES or s.NAME in getattr(d, "POINTS_AT", ())) for s in nodes}
     else:
         by_name = {s.NAME: s for s in nodes}
         deps = {s: tuple(by_name[r] for r in s.REQUIRES) for s in nodes}
@@ -125,19 +126,31 @@ class Outcome:
         )
 
 
-def apply(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
-    """Carry out the plan; independent steps run at the same time, dependents of a failure are skipped."""
+def apply(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: bool = False) -> Outcome:
+    """Carry out the plan; independent steps run at the same time, dependents of a failure are skipped.
+
+    `confirmed`: the plan was observed before the run lock was taken and a person agreed to it. Then
+    each step is observed again (under the lock) right before its first write, and a step that would
+    do anything the plan did not show is not applied (EnvChanged): re-planning under the lock,
+    pipelined into the walk instead of a second full plan before it."""
     changed: set[str] = set()
     applied: list[Change] = []
     planned_steps = {c.step for c in planned.actionable}
+    agreed = {_key(c) for c in planned.actionable}
+
+    # Under the lock, the planned steps and what they build on are observed again (what a step
+    # builds on could have changed too); the rest was not going to be touched.
+    needed = _with_requirements(planned_steps) if confirmed else set()
 
     def work(step: ModuleType) -> None:
         stale = any(r in changed for r in step.REQUIRES)
-        if step not in steps or (not stale and step.NAME not in planned_steps):
-            return
-        if stale:
+        if stale or step.NAME in needed:
             observe(ctx, step, fresh=True)
+        if step not in steps or not (stale or step.NAME in planned_steps or step.NAME in needed):
+            return
         todo = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
+        if confirmed:
+            _still_as_agreed(step, todo, agreed)
 
         def carry_out(change: Change) -> None:
             step.apply(ctx, change)
@@ -167,9 +180,11 @@ def teardown_plan(ctx: Context, steps: list[ModuleType]) -> Plan:
     return result
 
 
-def destroy(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
-    """Delete in reverse dependency order: a step goes once everything that needs it is gone."""
+def destroy(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: bool = False) -> Outcome:
+    """Delete in reverse dependency order: a step goes once everything that needs it is gone.
+    `confirmed`: as for apply(), each step is observed again right before its deletes."""
     applied: list[Change] = []
+    agreed = {_key(c) for c in planned.actionable}
 
     def work(step: ModuleType) -> None:
         def carry_out(change: Change) -> None:
@@ -177,19 +192,58 @@ def destroy(ctx: Context, steps: list[ModuleType], planned: Plan) -> Outcome:
             applied.append(change)
             ctx.report.applied(f"deleted {change.kind} {change.name} ({change.id})")
 
-        _each(step, [c for c in planned.changes if c.step == step.NAME and c.action is Action.DELETE], carry_out)
+        todo = [c for c in planned.changes if c.step == step.NAME and c.action is Action.DELETE]
+        if confirmed and step in steps and todo:
+            observe(ctx, step)
+            todo = [c for c in step.teardown(ctx, ctx.observed[step.NAME]) if c.action is Action.DELETE]
+            _still_as_agreed(step, todo, agreed)
+        _each(step, todo, carry_out)
 
     return Outcome.of(_walk(ctx, steps, work, reverse=True), applied)
 
 
+def _with_requirements(names: set[str]) -> set[str]:
+    result: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in result:
+            result.add(name)
+            todo.extend(step_registry.load(name).REQUIRES)
+    return result
+
+
+def _key(change: Change) -> tuple:
+    return (change.step, change.action, change.kind, change.name)
+
+
+def _still_as_agreed(step: ModuleType, todo: list[Change], agreed: set) -> None:
+    """What is applied must be what the person said yes to (or less, if another run did some of it)."""
+    new = [c for c in todo if _key(c) not in agreed]
+    if new:
+        raise EnvChanged(
+            "the env changed since the plan was shown (" + "; ".join(c.describe() for c in new[:3])
+            + f"): step {step.NAME} was not applied; run the same command again to see the new plan"
+        )
+
+
 def _each(step: ModuleType, changes: list[Change], carry_out) -> None:
     """A step's changes in order; at the same time when the step declares them independent
-    (INDEPENDENT_CHANGES = True, e.g. four subnets). The first failure is raised after all finish."""
-    if len(changes) < 2 or not getattr(step, "INDEPENDENT_CHANGES", False):
+    (INDEPENDENT_CHANGES = True, e.g. four subnets), or as soon as the kinds they wait for are done
+    (CHANGES_AFTER = {kind: kinds it waits for}; deletes wait the other way round). The first failure
+    is raised after all finish."""
+    after: dict = getattr(step, "CHANGES_AFTER", {})
+    if len(changes) < 2 or not (after or getattr(step, "INDEPENDENT_CHANGES", False)):
         for change in changes:
             carry_out(change)
         return
-    walk = dag.walk(changes, {}, carry_out)
+
+    def waits_for(change: Change) -> tuple:
+        if change.action is Action.DELETE:
+            return tuple(c for c in changes if change.kind in after.get(c.kind, ()))
+        return tuple(c for c in changes if c.kind in after.get(change.kind, ()))
+
+    walk = dag.walk(changes, {c: waits_for(c) for c in changes}, carry_out)
     for change in changes:
         if change in walk.failed:
             raise walk.failed[change]

@@ -8,6 +8,9 @@
     teardown(ctx, have) -> [Change]       deletes for what observe found and this env owns
 and, optionally:
     INDEPENDENT_CHANGES = True            the runner may apply the step's changes at the same time
+    CHANGES_AFTER = {kind: (kinds,)}      or as soon as the changes of those kinds are done (deletes: reversed)
+    POINTS_AT = (step names,)             refers to their resources by name without needing them built:
+                                          no wait on `up`; on destroy this step goes first
     status_states(ctx, have) -> {(kind, name): state}   reads only `status` needs, kept out of `up`
 """
 

@@ -599,6 +599,7 @@ def _apply_security_group(ctx: Context, change: Change) -> None:
                 raise
             retag(ctx, existing)
             group_id = existing.id
+        ctx.made[(SG, spec.name)] = group_id  # the instance's launch, next, needs it: no second look
         rules: tuple[dict, ...] = ()
     else:
         retag(ctx, have.sg)
@@ -671,9 +672,12 @@ def launch(ctx: Context, spec: InstanceSpec) -> str:
     vpc_id = ctx.observed["vpc"].id
     n = names(cfg)
     subnet_id = ctx.observed["subnets"].subnets[spec.subnet].id
-    sg = have.sg or find_security_group(ec2, n.sg, vpc_id)
-    if sg is None:
-        raise AwspracError(f"security group {n.sg} is missing: run `awsprac up --env {cfg.env}` again")
+    sg_id = have.sg.id if have.sg else ctx.made.get((SG, n.sg))
+    if sg_id is None:
+        sg = find_security_group(ec2, n.sg, vpc_id)
+        if sg is None:
+            raise AwspracError(f"security group {n.sg} is missing: run `awsprac up --env {cfg.env}` again")
+        sg_id = sg.id
     # A token stays bound to its instance for at least 24 h after termination: the instances of this
     # name that died in this VPC are part of it, so a replacement gets a new one.
     dead = _dead_instances(ec2, spec.name, vpc_id)
@@ -684,7 +688,7 @@ def launch(ctx: Context, spec: InstanceSpec) -> str:
         "MaxCount": 1,
         # With a public IP, subnet and groups go inside the interface (not top-level SubnetId/SecurityGroupIds).
         "NetworkInterfaces": [{
-            "DeviceIndex": 0, "SubnetId": subnet_id, "Groups": [sg.id],
+            "DeviceIndex": 0, "SubnetId": subnet_id, "Groups": [sg_id],
             "AssociatePublicIpAddress": True, "DeleteOnTermination": True,
         }],
         "IamInstanceProfile": {"Name": spec.profile},

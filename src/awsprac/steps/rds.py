@@ -37,6 +37,8 @@ from awsprac.reconcile import applying, delete_change, gone_is_fine, retag, upda
 
 NAME = "rds"
 REQUIRES = ("vpc", "subnets", "secrets")
+# The three groups at once, then the instance that uses them (on destroy: the instance, then the groups at once).
+CHANGES_AFTER = {"DB instance": ("security group", "DB subnet group", "DB parameter group")}
 
 DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; SPEC keeps it
 GROUP_DELETE_WAIT = 5 * 60  # a subnet/parameter group stays "in use" briefly after its instance is gone
@@ -414,8 +416,14 @@ def apply(ctx: Context, change: Change) -> None:
 
 def _current_sg_id(ctx: Context) -> str:
     name = desired(ctx.cfg)[0].name
-    # Read now, not taken from the look before apply: this apply may just have made it.
-    found = ctx.observed[NAME].sg or lookup.find_by_names(ctx.aws.ec2, lookup.SECURITY_GROUP, [name], ctx.observed["vpc"].id).get(name)
+    have = ctx.observed[NAME]
+    if have.sg is not None:
+        return have.sg.id
+    made = ctx.made.get(("security group", name))
+    if made:
+        return made
+    # Read now, not taken from the look before apply (its shared reads are from before this apply).
+    found = lookup.find_by_names(ctx.aws.ec2, lookup.SECURITY_GROUP, [name], ctx.observed["vpc"].id).get(name)
     if found is None:
         raise AwspracError(f"security group {name} is missing: run `awsprac up --env {ctx.cfg.env}` again")
     return found.id
@@ -424,10 +432,10 @@ def _current_sg_id(ctx: Context) -> str:
 def _apply_sg(ctx: Context, change: Change) -> None:
     ec2, spec = ctx.aws.ec2, change.spec
     if change.action is Action.CREATE:
-        ec2.create_security_group(
+        ctx.made[(spec.kind, spec.name)] = ec2.create_security_group(
             GroupName=spec.name, Description=spec.description, VpcId=ctx.observed["vpc"].id,
             TagSpecifications=tags.specification("security-group", ctx.tags(spec.name)),
-        )  # a new group allows all outbound traffic and no inbound: exactly SPEC
+        )["GroupId"]  # a new group allows all outbound traffic and no inbound: exactly SPEC
         return
     sg = ctx.observed[NAME].sg
     retag(ctx, sg)
@@ -500,9 +508,17 @@ def _apply_parameter_group(ctx: Context, change: Change) -> None:
     _retag_rds(ctx, group, group.raw["DBParameterGroupArn"])
 
 
+def _usable_secret(ctx: Context) -> dbsecret.SecretState | None:
+    """The secret as this step's observation just read it (nothing wrote it since), else read now."""
+    secret = ctx.observed[NAME].secret
+    if secret is None or secret.pending_deletion or not secret.readable or secret.password is None:
+        secret = dbsecret.find(ctx)
+    return secret
+
+
 def _create_db(ctx: Context, spec: DbSpec) -> None:
     have: Observed = ctx.observed[NAME]
-    secret = dbsecret.find(ctx)
+    secret = _usable_secret(ctx)
     if secret is None or secret.pending_deletion or secret.password is None:
         raise AwspracError(
             f"secret {spec.secret} holds no usable password yet: run `awsprac step secrets --env {ctx.cfg.env}` first"
@@ -515,7 +531,7 @@ def _create_db(ctx: Context, spec: DbSpec) -> None:
             raise
     ctx.report.info(f"DB instance {spec.name} is being created: on AWS this takes 5-20 minutes")
     db = wait_for_db(ctx, spec.name, USABLE, "becoming available")
-    write_host(ctx, spec, db)
+    write_host(ctx, spec, db, secret)
 
 
 def _update_db(ctx: Context, spec: DbSpec) -> None:
@@ -542,12 +558,13 @@ def _update_db(ctx: Context, spec: DbSpec) -> None:
     write_host(ctx, spec, db)
 
 
-def write_host(ctx: Context, spec: DbSpec, db: dict) -> None:
-    """DB_HOST := the endpoint, in a new secret version only when it differs."""
+def write_host(ctx: Context, spec: DbSpec, db: dict, secret: dbsecret.SecretState | None = None) -> None:
+    """DB_HOST := the endpoint, in a new secret version only when it differs. `secret`: as read moments ago
+    in this run (and not written since), else it is read now."""
     host = (db.get("Endpoint") or {}).get("Address")
     if not host:
         return
-    secret = dbsecret.find(ctx)
+    secret = secret or _usable_secret(ctx)
     if secret is None or secret.pending_deletion or not secret.readable or secret.password is None:
         raise dbsecret.SecretMissing(dbsecret.missing_message(ctx.cfg, spec.name, "is missing or unusable"))
     if secret.values.get("DB_HOST") == host:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from awsprac import lookup, tags
 from awsprac.aws import error_code, translate
 from awsprac.config import EnvConfig
+from awsprac.dag import concurrently
 from awsprac.context import Context
 from awsprac.errors import AwspracError
 from awsprac.plan import Action, Change, FieldDiff
@@ -26,6 +27,8 @@ from awsprac.steps import subnets as subnets_step
 
 NAME = "routes"
 REQUIRES = ("subnets", "igw", "nat")
+# The two tables share nothing: each one's create and what follows it run next to the other's.
+INDEPENDENT_CHANGES = True
 
 KIND = lookup.ROUTE_TABLE.kind
 DEFAULT = "0.0.0.0/0"
@@ -206,6 +209,8 @@ def _table_label(have: Observed, table_id: str) -> str:
 
 
 def apply(ctx: Context, change: Change) -> None:
+    """Once the table exists (and, for the main one, the original main table is on record), its route, its
+    subnets and the main association are independent writes: sent at once."""
     ec2, have = ctx.aws.ec2, ctx.observed[NAME]
     with applying(change):
         if change.action is Action.DELETE:
@@ -229,19 +234,24 @@ def apply(ctx: Context, change: Change) -> None:
             retag(ctx, table)
             table_id, route = table.id, default_route(table)
             if spec.main and main is not None and main[0] != table_id:
+                # Before the main role moves: a crash in between must not lose which table had it.
                 _remember_original_main(ctx, table, main[0])
-        _set_default_route(ctx, spec, table_id, route)
+        writes = [lambda: _set_default_route(ctx, spec, table_id, route)]
         for subnet in spec.subnets:
             subnet_id = ctx.observed["subnets"].subnets[subnet].id
             current = have.association(subnet_id)
             if current is None:
-                eventually(ctx, f"route table {table_id}", ec2.associate_route_table, RouteTableId=table_id, SubnetId=subnet_id)
+                writes.append(lambda subnet_id=subnet_id: eventually(
+                    ctx, f"route table {table_id}", ec2.associate_route_table, RouteTableId=table_id, SubnetId=subnet_id))
             elif current[0] != table_id:
                 # associate_route_table on an associated subnet fails on AWS: the association is moved instead.
-                eventually(ctx, f"route table {table_id}", ec2.replace_route_table_association, AssociationId=current[1], RouteTableId=table_id)
+                writes.append(lambda current=current: eventually(
+                    ctx, f"route table {table_id}", ec2.replace_route_table_association, AssociationId=current[1], RouteTableId=table_id))
         if spec.main and main is not None and main[0] != table_id:
             # The main association can only be replaced, never removed.
-            eventually(ctx, f"route table {table_id}", ec2.replace_route_table_association, AssociationId=main[1], RouteTableId=table_id)
+            writes.append(lambda: eventually(
+                ctx, f"route table {table_id}", ec2.replace_route_table_association, AssociationId=main[1], RouteTableId=table_id))
+        concurrently(*writes)
 
 
 def _remember_original_main(ctx: Context, table: lookup.Found, main_id: str) -> None:
@@ -282,14 +292,18 @@ def _delete(ctx: Context, change: Change, have: Observed) -> None:
     if table is None:
         return
     main = have.main
+    writes = []
     if main is not None and main[0] == change.id:
         original = _original_main(ctx, have, change.id)
         if original is None:
             raise AwspracError(f"{change.name} is the VPC's main route table and no other table can take that role")
-        gone_is_fine(ec2.replace_route_table_association, AssociationId=main[1], RouteTableId=original)
+        writes.append(lambda: gone_is_fine(ec2.replace_route_table_association, AssociationId=main[1], RouteTableId=original))
     for association in table.get("Associations", []):
         if association.get("SubnetId") and _live(association):
-            gone_is_fine(ec2.disassociate_route_table, AssociationId=association["RouteTableAssociationId"])
+            writes.append(lambda a=association: gone_is_fine(ec2.disassociate_route_table, AssociationId=a["RouteTableAssociationId"]))
+    # The main role given back and the subnets let go are independent; the table goes once all are done.
+    if writes:
+        concurrently(*writes)
     delete_when_free(ctx, change, ec2.delete_route_table, RouteTableId=change.id)
 
 

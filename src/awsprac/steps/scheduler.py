@@ -11,12 +11,13 @@ Schedules take no tags: a schedule is this env's when its group is.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
 
-from awsprac import batched, tags, tokens, waiting
+from awsprac import batched, tags, waiting
 from awsprac.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
@@ -27,7 +28,13 @@ from awsprac.plan import Action, Change, FieldDiff
 from awsprac.reconcile import applying, delete_change, gone_is_fine, update
 
 NAME = "scheduler"
-REQUIRES = ("rds",)
+# The role's policy and the schedules name the instance (its ARN is known from the account, region and
+# name): none of it needs the instance to exist, so this step does not wait for it to be created...
+REQUIRES: tuple[str, ...] = ()
+# ...but goes before it on destroy: nothing is left pointing at a deleted instance.
+POINTS_AT = ("rds",)
+# The role and the group at once; the two schedules (which need both) at once after them.
+CHANGES_AFTER = {"schedule": ("IAM role", "schedule group")}
 
 PRINCIPAL = "scheduler.amazonaws.com"
 ACTIONS = ("rds:StartDBInstance", "rds:StopDBInstance")
@@ -165,14 +172,22 @@ def _db(ctx: Context) -> dict | None:
     return rds.db.raw if rds is not None and rds.db is not None else None
 
 
+def _arn_of_db_in(ctx: Context, arn: str) -> str:
+    """The instance's ARN in the partition and account of another ARN (the caller's, the role's)."""
+    _, partition, _, _, account, _ = arn.split(":", 5)
+    return f"arn:{partition}:rds:{ctx.cfg.region}:{account}:db:{ctx.cfg.name('{project}-{env}')}"
+
+
 def _db_arn(ctx: Context, role: Found | None) -> str | None:
-    """The instance's ARN: from AWS when it exists, else built from the role's account (for comparing)."""
+    """The instance's ARN, for comparing: built from the caller's identity, else as AWS gives it when it
+    exists, else in the role's account."""
+    if ctx.identity:
+        return _arn_of_db_in(ctx, ctx.identity["Arn"])
     db = _db(ctx)
     if db is not None:
         return db["DBInstanceArn"]
     if role is not None:
-        _, partition, _, _, account, _ = role.raw["Arn"].split(":", 5)
-        return f"arn:{partition}:rds:{ctx.cfg.region}:{account}:db:{ctx.cfg.name('{project}-{env}')}"
+        return _arn_of_db_in(ctx, role.raw["Arn"])
     return None
 
 
@@ -370,10 +385,14 @@ def _role_arn(ctx: Context) -> str:
 
 
 def _require_db_arn(ctx: Context) -> str:
-    db = _db(ctx)
-    if db is None:
-        raise AwspracError(f"DB instance {ctx.cfg.name('{project}-{env}')} does not exist yet: run `awsprac step rds --env {ctx.cfg.env}` first")
-    return db["DBInstanceArn"]
+    """The instance's ARN, whether or not it exists yet (the caller's account is asked once if not known)."""
+    arn = _db_arn(ctx, ctx.observed[NAME].role)
+    if arn is None:
+        with translate("checking", "the caller identity (sts get-caller-identity)"):
+            who = ctx.aws.client("sts").get_caller_identity()
+        ctx.identity = {"Account": who["Account"], "Arn": who["Arn"]}
+        arn = _arn_of_db_in(ctx, who["Arn"])
+    return arn
 
 
 def _apply_role(ctx: Context, change: Change) -> None:
@@ -405,20 +424,18 @@ def _apply_role(ctx: Context, change: Change) -> None:
         gone_is_fine(iam.detach_role_policy, RoleName=spec.name, PolicyArn=arn)
 
 
-def _generation(ctx: Context) -> str:
-    # Changes with every new instance, so a destroy + up gets new client tokens.
-    db = _db(ctx) or {}
-    return db.get("DbiResourceId") or db.get("DBInstanceArn") or ""
-
-
 def _apply_group(ctx: Context, change: Change) -> None:
     scheduler, spec = ctx.aws.client("scheduler"), change.spec
     if change.action is Action.CREATE:
         # Create only after looking: re-creating an existing group drops its schedules (moto), or fails (AWS).
-        _wait_group_gone(ctx, spec.name)
+        # This step's observation just looked and found none; one being deleted is looked at until it is gone.
+        if ctx.observed[NAME].group is not None:
+            _wait_group_gone(ctx, spec.name)
         scheduler.create_schedule_group(
             Name=spec.name, Tags=tags.as_list(ctx.tags(spec.name)),
-            ClientToken=tokens.client_token("schedule-group", spec.name, _generation(ctx)),
+            # One token per attempt (botocore's own retries of this call are one request): a run after a crash
+            # looks first. Not derived from names: AWS would answer for a group deleted since.
+            ClientToken=uuid.uuid4().hex,
         )
         return
     group = ctx.observed[NAME].group
@@ -459,7 +476,7 @@ def _apply_schedule(ctx: Context, change: Change) -> None:
     scheduler, spec = ctx.aws.client("scheduler"), change.spec
     params = spec.params(_role_arn(ctx))
     if change.action is Action.CREATE:
-        token = tokens.client_token("schedule", spec.group, spec.name, _generation(ctx))
+        token = uuid.uuid4().hex  # one per attempt, as for the group; the retries below are the same request
         waiting.retry_on(
             role_not_assumable_yet, lambda: scheduler.create_schedule(ClientToken=token, **params),
             ROLE_WAIT, ctx.report, f"creating schedule {spec.name}",
