@@ -62,6 +62,7 @@ class App:
         clients, warning = aws.make(profile, env_profile, self.cfg.region)
         if warning:
             self.report.warn(warning)
+        clients.prepare()
         self.identity = check_account(clients, self.cfg)
         self.report.debug(f"account {self.identity.account} as {self.identity.arn}, region {self.cfg.region}")
         self._ctx = Context(self.cfg, clients, self.report, Options(**options), identity={"Account": self.identity.account, "Arn": self.identity.arn})

@@ -34,8 +34,8 @@ def plan(app: App, as_json: bool) -> None:
 def up(app: App, step_names: list[str] | None, options: dict | None = None) -> None:
     from awsprac import lock, runner
 
+    steps = runner.resolve(step_names)  # an unknown step is refused before anything is sent
     ctx = app.context(**(options or {}))
-    steps = runner.resolve(step_names)
     planned = runner.plan(ctx, steps)
     if step_names:
         for step in steps:

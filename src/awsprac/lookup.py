@@ -57,8 +57,8 @@ class Found:
         return tagging.is_owned(self.tags, project, env)
 
 
-def describe(ec2, kind: Kind, filters: list[dict]) -> list[dict]:
-    """All items of a kind matching the filters, every page, dead ones dropped."""
+def describe(ec2, kind: Kind, filters: list[dict], keep_dead: bool = False) -> list[dict]:
+    """All items of a kind matching the filters, every page, dead ones dropped (unless `keep_dead`)."""
     method = getattr(ec2, kind.describe)
     if ec2.can_paginate(kind.describe):
         pages = ec2.get_paginator(kind.describe).paginate(Filters=filters)
@@ -70,7 +70,7 @@ def describe(ec2, kind: Kind, filters: list[dict]) -> list[dict]:
             items.extend(i for r in page.get("Reservations", []) for i in r.get("Instances", []))
         else:
             items.extend(page.get(kind.key, []))
-    return [i for i in items if _state(kind, i) not in kind.dead_states]
+    return [i for i in items if keep_dead or _state(kind, i) not in kind.dead_states]
 
 
 def find_by_names(ec2, kind: Kind, names: list[str], vpc_id: str | None = None) -> dict[str, Found]:
@@ -98,6 +98,10 @@ def find_owned(ec2, kind: Kind, project: str, env: str, vpc_id: str | None = Non
     if vpc_id and kind.per_vpc:
         filters.append({"Name": "vpc-id", "Values": [vpc_id]})
     return [to_found(kind, item) for item in describe(ec2, kind, filters)]
+
+
+def is_dead(kind: Kind, item: dict) -> bool:
+    return _state(kind, item) in kind.dead_states
 
 
 def single(kind: Kind, name: str, matches: list[Found]) -> Found:

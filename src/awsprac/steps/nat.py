@@ -151,6 +151,7 @@ class Observed:
     gateway: lookup.Found | None = None
     image: Image | None = None  # what a new instance would launch from (read only when one is to be made)
     iam: nat_iam.Observed | None = None  # in another mode: the instance mode's role and profile, to remove
+    dead: tuple[str, ...] = ()  # ids of terminated (or terminating) NAT instances of this name in the VPC
 
     @property
     def ready(self) -> bool:
@@ -206,9 +207,9 @@ def observe(ctx: Context) -> Observed:
         if not vpc_id:
             return Observed(cfg.nat.mode, image=resolve_image(ctx) if cfg.nat.mode == "instance" else None)
         # Independent reads, all at once: this step's observation is on the critical path of every run.
-        groups, instance, (addresses, gateway) = concurrently(
+        groups, (instance, dead), (addresses, gateway) = concurrently(
             lambda: batched.security_groups(ctx, vpc_id, [n.sg]),
-            lambda: lookup.find_by_names(ec2, NAT_INSTANCE, [n.instance], vpc_id).get(n.instance),
+            lambda: _instances(ec2, n.instance, vpc_id),
             lambda: _addresses_and_gateway(ctx, vpc_id),
         )
         sg = groups.get(n.sg)
@@ -219,7 +220,16 @@ def observe(ctx: Context) -> Observed:
             image = earlier.image if earlier is not None and earlier.image is not None else resolve_image(ctx)
     # Seen here too (not only by step nat-iam): removed after the instance, and checked again after apply.
     iam = nat_iam.observe(ctx) if cfg.nat.mode != "instance" else None
-    return Observed(cfg.nat.mode, vpc_id, sg, rules, instance, addresses, gateway, image, iam)
+    return Observed(cfg.nat.mode, vpc_id, sg, rules, instance, addresses, gateway, image, iam, dead)
+
+
+def _instances(ec2, name: str, vpc_id: str) -> tuple[lookup.Found | None, tuple[str, ...]]:
+    """The live NAT instance, and the ids of the dead ones of its name in this VPC (a new launch's
+    client token must differ from theirs): one read."""
+    items = lookup.describe(ec2, NAT_INSTANCE, [{"Name": "tag:Name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc_id]}], keep_dead=True)
+    live = [lookup.to_found(NAT_INSTANCE, i) for i in items if not lookup.is_dead(NAT_INSTANCE, i)]
+    dead = tuple(sorted(i["InstanceId"] for i in items if lookup.is_dead(NAT_INSTANCE, i)))
+    return (lookup.single(NAT_INSTANCE, name, live) if live else None), dead
 
 
 def _addresses_and_gateway(ctx: Context, vpc_id: str) -> tuple[dict[str, lookup.Found], lookup.Found | None]:
@@ -680,7 +690,7 @@ def launch(ctx: Context, spec: InstanceSpec) -> str:
         sg_id = sg.id
     # A token stays bound to its instance for at least 24 h after termination: the instances of this
     # name that died in this VPC are part of it, so a replacement gets a new one.
-    dead = _dead_instances(ec2, spec.name, vpc_id)
+    dead = list(have.dead) if have.vpc_id == vpc_id else _dead_instances(ec2, spec.name, vpc_id)
     params = {
         "ImageId": have.image.id,
         "InstanceType": spec.instance_type,

@@ -180,30 +180,44 @@ def observe(ctx: Context) -> Observed:
     sg_spec, sng_spec, pg_spec, db_spec = desired(ctx.cfg)
     vpc_id = ctx.observed["vpc"].id
     earlier = ctx.observed.get(NAME)
-    if earlier is not None and earlier.db is None:
-        # Looking again in a run that found no instance: still none, most likely; all reads at once.
-        sg, raw, subnet_group, parameter_group = concurrently(
-            lambda: _find_sg(ctx, sg_spec.name, vpc_id), lambda: db_as_seen(ctx),
-            lambda: _find_group(ctx, sng_spec.kind, sng_spec.name), lambda: _find_group(ctx, pg_spec.kind, pg_spec.name),
-        )
-    else:
+
+    def engine() -> EngineDefault:
+        # The default does not change during a run: asked once.
+        return earlier.engine if earlier is not None and earlier.engine is not None else engine_default(ctx)
+
+    def the_rest() -> tuple:
+        if earlier is not None and earlier.db is None:
+            # Looking again in a run that found no instance: still none, most likely; all reads at once.
+            return tuple(concurrently(
+                lambda: _find_sg(ctx, sg_spec.name, vpc_id), lambda: db_as_seen(ctx),
+                lambda: _find_group(ctx, sng_spec.kind, sng_spec.name), lambda: _find_group(ctx, pg_spec.kind, pg_spec.name),
+                engine,
+            ))
         sg, raw = concurrently(lambda: _find_sg(ctx, sg_spec.name, vpc_id), lambda: db_as_seen(ctx))
         # The instance's description carries its groups: read them on their own only when it does not use ours.
-        subnet_group, parameter_group = concurrently(
+        # AWS's default version only matters to what is still to be created: a converged run skips the read.
+        subnet_group, parameter_group, default = concurrently(
             lambda: _used_subnet_group(ctx, raw, sng_spec) or _find_group(ctx, sng_spec.kind, sng_spec.name),
             lambda: _used_parameter_group(ctx, raw, pg_spec) or _find_group(ctx, pg_spec.kind, pg_spec.name),
+            lambda: engine() if raw is None else None,
         )
+        return sg, raw, subnet_group, parameter_group, default
+
+    def secret() -> dbsecret.SecretState | None:
+        # On a first look the secrets step (a prerequisite) has just read the secret: no second read.
+        # Looking again (after this step wrote DB_HOST into it), read it fresh.
+        seen = ctx.observed.get("secrets") if NAME not in ctx.observed else None
+        return seen.secret if seen is not None else dbsecret.find(ctx)
+
+    (sg, raw, subnet_group, parameter_group, default), secret_state = concurrently(the_rest, secret)
     db = None
     if raw is not None:
         db = Found(db_spec.kind, db_spec.name, raw["DBInstanceIdentifier"], raw.get("DBInstanceStatus", ""), tags.as_dict(raw.get("TagList")), raw)
-    # AWS's default version only matters to what is still to be created: a converged run skips the read.
-    engine = None
-    if db is None or parameter_group is None:  # the default does not change during a run: asked once
-        engine = earlier.engine if earlier is not None and earlier.engine is not None else engine_default(ctx)
-    # On a first look the secrets step (a prerequisite) has just read the secret: no second read.
-    # Looking again (after this step wrote DB_HOST into it), read it fresh.
-    seen = ctx.observed.get("secrets") if NAME not in ctx.observed else None
-    return Observed(sg, subnet_group, parameter_group, db, engine, seen.secret if seen is not None else dbsecret.find(ctx))
+    if (db is None or parameter_group is None) and default is None:
+        default = engine()
+    elif db is not None and parameter_group is not None:
+        default = None
+    return Observed(sg, subnet_group, parameter_group, db, default, secret_state)
 
 
 def _owned_db(ctx: Context, raw: dict | None) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from awsprac import lookup, tags
-from awsprac.aws import translate
+from awsprac.aws import is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.dag import concurrently
 from awsprac.context import Context
@@ -56,16 +56,37 @@ def desired(cfg: EnvConfig) -> list[VpcSpec]:
 
 def observe(ctx: Context) -> Observed:
     ec2, name = ctx.aws.ec2, ctx.cfg.vpc_name
-    with translate("looking up", f"vpc {name}"):
-        vpc = lookup.find_by_names(ec2, lookup.VPC, [name]).get(name)
-        if vpc is None:
-            return Observed(None)
+
+    def dns(vpc_id: str) -> tuple[bool, bool]:
         # DNS attributes are not part of DescribeVpcs: one read each, both at once.
         support, hostnames = concurrently(
-            lambda: ec2.describe_vpc_attribute(VpcId=vpc.id, Attribute="enableDnsSupport")["EnableDnsSupport"]["Value"],
-            lambda: ec2.describe_vpc_attribute(VpcId=vpc.id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"],
+            lambda: ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsSupport")["EnableDnsSupport"]["Value"],
+            lambda: ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"],
         )
-    return Observed(vpc, (support, hostnames))
+        return support, hostnames
+
+    # Looking again after this run made or saw the VPC: its id is known, so the attributes are read at
+    # the same time as the VPC itself (and again only if the VPC turns out to have another id).
+    earlier = ctx.observed.get(NAME)
+    known = ctx.made.get(("vpc", name)) or (earlier.vpc.id if earlier is not None and earlier.vpc is not None else None)
+    with translate("looking up", f"vpc {name}"):
+        if known:
+            found, guessed = concurrently(lambda: lookup.find_by_names(ec2, lookup.VPC, [name]), lambda: _or_none(dns, known))
+        else:
+            found, guessed = lookup.find_by_names(ec2, lookup.VPC, [name]), None
+        vpc = found.get(name)
+        if vpc is None:
+            return Observed(None)
+        return Observed(vpc, guessed if vpc.id == known and guessed is not None else dns(vpc.id))
+
+
+def _or_none(read, vpc_id: str):
+    try:
+        return read(vpc_id)
+    except Exception as exc:
+        if is_not_found(exc):  # deleted since: the look by name says what there is now
+            return None
+        raise
 
 
 def diff(ctx: Context, want: list[VpcSpec], have: Observed) -> list[Change]:
@@ -108,7 +129,7 @@ def apply(ctx: Context, change: Change) -> None:
                 CidrBlock=spec.cidr, InstanceTenancy=spec.tenancy,
                 TagSpecifications=tags.specification("vpc", ctx.tags(spec.name)),
             )["Vpc"]
-            vpc_id = vpc["VpcId"]
+            vpc_id = ctx.made[("vpc", spec.name)] = vpc["VpcId"]
             if vpc.get("State") != "available":
                 with ctx.report.waiting(f"vpc {spec.name} ({vpc_id}) becoming available"):
                     eventually(ctx, f"vpc {vpc_id}", ec2.get_waiter("vpc_available").wait, VpcIds=[vpc_id], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
