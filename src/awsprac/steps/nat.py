@@ -30,7 +30,11 @@ from awsprac.steps import nat_iam
 from awsprac.steps.subnets import subnet_name
 
 NAME = "nat"
-REQUIRES = ("subnets", "igw", "nat-iam")
+REQUIRES = ("subnets", "nat-iam")
+# Launching needs no internet gateway (the user data retries its install for minutes, and the route
+# to the gateway comes with step routes). Destroy must still end the instance first: AWS will not
+# detach a gateway while the VPC has public addresses mapped.
+POINTS_AT = ("igw",)
 
 SG = lookup.SECURITY_GROUP.kind
 INSTANCE = lookup.INSTANCE.kind
