@@ -62,15 +62,16 @@ def changes_for(ctx: Context, step: ModuleType) -> list[Change]:
     return step.diff(ctx, step.desired(ctx.cfg), ctx.observed[step.NAME])
 
 
-def _walk(ctx: Context, steps: list[ModuleType], work, reverse: bool = False) -> dag.Walk:
-    """Run `work(step)` over the steps' graph, independent steps at the same time."""
+def _walk(ctx: Context, steps: list[ModuleType], work, reverse: bool = False, looking: bool = False) -> dag.Walk:
+    """Run `work(step)` over the steps' graph, independent steps at the same time. `looking`: only
+    observing, so a step waits only for the steps whose observation its observe() reads (OBSERVES_AFTER)."""
     nodes = ordered(steps)
     if reverse:
         # A step goes once everything that needs it, or points at it (POINTS_AT), is gone.
         deps = {s: tuple(d for d in nodes if s.NAME in d.REQUIRES or s.NAME in getattr(d, "POINTS_AT", ())) for s in nodes}
     else:
         by_name = {s.NAME: s for s in nodes}
-        deps = {s: tuple(by_name[r] for r in s.REQUIRES) for s in nodes}
+        deps = {s: tuple(by_name[r] for r in (getattr(s, "OBSERVES_AFTER", s.REQUIRES) if looking else s.REQUIRES)) for s in nodes}
     return dag.walk(nodes, deps, work)
 
 
@@ -84,7 +85,7 @@ def observe_all(ctx: Context, steps: list[ModuleType]) -> None:
     """Observe the steps and their prerequisites, each as soon as its prerequisites are observed.
     One look: the reads steps share are made once for all of them."""
     ctx.reads = Reads()
-    _raise_first(_walk(ctx, steps, lambda step: observe(ctx, step)), steps)
+    _raise_first(_walk(ctx, steps, lambda step: observe(ctx, step), looking=True), steps)
 
 
 def plan(ctx: Context, steps: list[ModuleType]) -> Plan:

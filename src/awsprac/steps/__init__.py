@@ -11,6 +11,8 @@ and, optionally:
     CHANGES_AFTER = {kind: (kinds,)}      or as soon as the changes of those kinds are done (deletes: reversed)
     POINTS_AT = (step names,)             refers to their resources by name without needing them built:
                                           no wait on `up`; on destroy this step goes first
+    OBSERVES_AFTER = (step names,)        whose observation observe() reads, when fewer than REQUIRES:
+                                          a look at the env need not wait for the others
     status_states(ctx, have) -> {(kind, name): state}   reads only `status` needs, kept out of `up`
 """
 

@@ -35,6 +35,7 @@ REQUIRES = ("subnets", "nat-iam")
 # to the gateway comes with step routes). Destroy must still end the instance first: AWS will not
 # detach a gateway while the VPC has public addresses mapped.
 POINTS_AT = ("igw",)
+OBSERVES_AFTER = ("vpc",)  # observe() needs only the VPC's id: a look does not wait for IAM
 
 SG = lookup.SECURITY_GROUP.kind
 INSTANCE = lookup.INSTANCE.kind
