@@ -134,6 +134,11 @@ def find(ctx: Context) -> SecretState | None:
         return _read(sm, found)
 
 
+def as_seen(ctx: Context) -> SecretState | None:
+    """The secret as this look at the env saw it: read once, for steps secrets and rds."""
+    return ctx.reads.once("secret", lambda: find(ctx))
+
+
 def _read(sm, found: Found) -> SecretState:
     try:
         reply = sm.get_secret_value(SecretId=found.id)

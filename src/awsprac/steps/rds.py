@@ -38,6 +38,7 @@ from awsprac.reconcile import applying, delete_change, gone_is_fine, retag, upda
 NAME = "rds"
 REQUIRES = ("vpc", "subnets", "secrets")
 # The three groups at once, then the instance that uses them (on destroy: the instance, then the groups at once).
+OBSERVES_AFTER = ("vpc",)  # observe() needs the VPC's id; the secret and the instance it shares with step secrets
 CHANGES_AFTER = {"DB instance": ("security group", "DB subnet group", "DB parameter group")}
 
 DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; SPEC keeps it
@@ -203,13 +204,8 @@ def observe(ctx: Context) -> Observed:
         )
         return sg, raw, subnet_group, parameter_group, default
 
-    def secret() -> dbsecret.SecretState | None:
-        # On a first look the secrets step (a prerequisite) has just read the secret: no second read.
-        # Looking again (after this step wrote DB_HOST into it), read it fresh.
-        seen = ctx.observed.get("secrets") if NAME not in ctx.observed else None
-        return seen.secret if seen is not None else dbsecret.find(ctx)
-
-    (sg, raw, subnet_group, parameter_group, default), secret_state = concurrently(the_rest, secret)
+    # The secret as step secrets saw it in this look (a look after a write reads it again).
+    (sg, raw, subnet_group, parameter_group, default), secret_state = concurrently(the_rest, lambda: dbsecret.as_seen(ctx))
     db = None
     if raw is not None:
         db = Found(db_spec.kind, db_spec.name, raw["DBInstanceIdentifier"], raw.get("DBInstanceStatus", ""), tags.as_dict(raw.get("TagList")), raw)

@@ -62,7 +62,7 @@ def desired(cfg: EnvConfig) -> list[SecretSpec]:
 
 
 def observe(ctx: Context) -> Observed:
-    secret = dbsecret.find(ctx)
+    secret = dbsecret.as_seen(ctx)
     if secret is not None and (secret.pending_deletion or secret.password is not None):
         return Observed(secret)
     from awsprac.steps import rds
