@@ -130,3 +130,26 @@ def test_a_missing_db_group_whose_tags_aws_refuses_to_list_is_planned(make_ctx, 
     made = {(c.action, c.kind) for c in planned.changes}
     assert {(Action.CREATE, "DB subnet group"), (Action.CREATE, "DB parameter group")} <= made
     assert calls.names.count("ListTagsForResource") == 2
+
+
+@pytest.mark.parametrize("held, until, step", [
+    ("GetAccountAuthorizationDetails", "DescribeInstances", "nat"),  # nat's look does not wait for nat-iam's
+    ("ListSecrets", "DescribeDBInstances", "rds"),  # rds's look does not wait for secrets'
+])
+def test_a_look_waits_only_for_what_observe_reads(ctx, make_ctx, held, until, step):
+    """A step's look starts once the looks it reads are done (OBSERVES_AFTER), not all its prerequisites:
+    one read is held until the other step's read has gone out; were the looks in series, it never would."""
+    import threading
+
+    build(ctx)
+    seen = threading.Event()
+    timed_out = []
+
+    def hold(model, **kwargs):
+        if model.name == until:
+            seen.set()
+        elif model.name == held and not seen.wait(timeout=5):
+            timed_out.append(held)
+
+    planned = runner.plan(make_ctx(hooks=[("before-call.*.*", hold)]), runner.resolve(None))
+    assert planned.changes == [] and timed_out == [], f"{step}'s look waited for {held}"
