@@ -209,10 +209,8 @@ def observe(ctx: Context) -> Observed:
     db = None
     if raw is not None:
         db = Found(db_spec.kind, db_spec.name, raw["DBInstanceIdentifier"], raw.get("DBInstanceStatus", ""), tags.as_dict(raw.get("TagList")), raw)
-    if (db is None or parameter_group is None) and default is None:
-        default = engine()
-    elif db is not None and parameter_group is not None:
-        default = None
+    # AWS's default version matters only to what is still to be made (asked above when that was likely).
+    default = (default or engine()) if db is None or parameter_group is None else None
     return Observed(sg, subnet_group, parameter_group, db, default, secret_state)
 
 
