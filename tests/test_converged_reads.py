@@ -153,3 +153,17 @@ def test_a_look_waits_only_for_what_observe_reads(ctx, make_ctx, held, until, st
 
     planned = runner.plan(make_ctx(hooks=[("before-call.*.*", hold)]), runner.resolve(None))
     assert planned.changes == [] and timed_out == [], f"{step}'s look waited for {held}"
+
+
+def test_a_role_the_account_listing_does_not_show_yet_is_asked_for_by_name(ctx, make_ctx, calls):
+    """IAM is eventually consistent: the look that checks a run's work may come before the batched read
+    lists a role just made. Such a role is read by name, with its policies, and nothing is planned."""
+    build(ctx)
+
+    def not_listed_yet(parsed, **kwargs):
+        parsed["RoleDetailList"] = []
+
+    _, planned = look(make_ctx, calls, hooks=[("after-call.iam.GetAccountAuthorizationDetails", not_listed_yet)])
+    assert planned.changes == []
+    assert calls.names.count("GetRole") == 2  # the NAT's role and the scheduler's
+    assert calls.names.count("GetRolePolicy") == 1  # the scheduler's start-stop policy, compared as before

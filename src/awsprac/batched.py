@@ -66,6 +66,37 @@ def security_groups(ctx, vpc_id: str | None, names: list[str]) -> dict:
     return found
 
 
+def iam_role(ctx, name: str) -> dict | None:
+    """One role as GetAccountAuthorizationDetails describes it (RoleDetail), or None. A role that read
+    does not list is asked for by name: IAM is eventually consistent, and a role made moments ago (the
+    look that checks a run's work) may not be listed yet."""
+    from awsprac.aws import is_not_found, translate
+    from awsprac.dag import concurrently
+
+    role = iam_roles(ctx).get(name)
+    if role is not None:
+        return role
+    iam = ctx.aws.client("iam")
+    with translate("looking up", f"IAM role {name}"):
+        try:
+            raw = iam.get_role(RoleName=name)["Role"]
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
+
+        def each(operation: str, key: str) -> list:
+            return [item for page in iam.get_paginator(operation).paginate(RoleName=name) for item in page[key]]
+
+        inline, attached, profiles = concurrently(
+            lambda: [{"PolicyName": n, "PolicyDocument": iam.get_role_policy(RoleName=name, PolicyName=n)["PolicyDocument"]}
+                     for n in each("list_role_policies", "PolicyNames")],
+            lambda: each("list_attached_role_policies", "AttachedPolicies"),
+            lambda: each("list_instance_profiles_for_role", "InstanceProfiles"),
+        )
+    return {**raw, "RolePolicyList": inline, "AttachedManagedPolicies": attached, "InstanceProfileList": profiles}
+
+
 def iam_roles(ctx) -> dict[str, dict]:
     """{role name: RoleDetail}: every role of the account with its trust policy, inline and attached
     policies, tags and instance profiles, in one paginated read (GetAccountAuthorizationDetails) instead

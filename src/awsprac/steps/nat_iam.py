@@ -84,7 +84,7 @@ def observe(ctx: Context) -> Observed:
     wanted = ctx.cfg.nat.mode == "instance"
     # The role as the account's one batched IAM read describes it (shared with step scheduler):
     # trust policy, tags, attached policies and the instance profiles that hold it.
-    role = batched.iam_roles(ctx).get(name)
+    role = batched.iam_role(ctx, name)
     policies = tuple(p["PolicyArn"] for p in role.get("AttachedManagedPolicies", [])) if role else ()
     profile = next((p for p in (role or {}).get("InstanceProfileList", []) if p["InstanceProfileName"] == name), None)
     if profile is None or "Tags" not in profile:

@@ -218,7 +218,7 @@ def _missing_is_none(call, **kwargs):
 
 def _observe_role(ctx: Context, role_spec) -> tuple:
     # From the account's one batched IAM read (shared with step nat-iam): the role with its policies.
-    raw = batched.iam_roles(ctx).get(role_spec.name)
+    raw = batched.iam_role(ctx, role_spec.name)
     if raw is None:
         return None, {}, ()
     role = Found(role_spec.kind, role_spec.name, raw["RoleName"], "exists", tags.as_dict(raw.get("Tags")), raw)
