@@ -117,12 +117,15 @@ def test_the_nat_image_architecture_follows_the_instance_type(instance_type, arc
     assert nat.architecture(instance_type) == arch
 
 
-def test_a_missing_db_group_whose_tags_aws_refuses_to_list_is_planned(make_ctx, calls):
-    """The groups' tags are read at once with the groups, by ARN: AWS answers a missing group's ARN
-    with its not-found error, which only means the group is to be made."""
+@pytest.mark.parametrize("refusal", ["not found", "invalid"])
+def test_a_missing_db_group_whose_tags_aws_refuses_to_list_is_planned(make_ctx, calls, refusal):
+    """The groups' tags are read at once with the groups, by a guessed ARN: whatever AWS answers for a
+    missing group's ARN (its not-found error, or a refusal of the ARN), the describe decides: to be made."""
     from conftest import aws_error
 
     def not_found(params, **kwargs):
+        if refusal == "invalid":
+            return aws_error("InvalidParameterValue", "Invalid resource name")
         code = "DBSubnetGroupNotFoundFault" if ":subgrp:" in params["body"]["ResourceName"] else "DBParameterGroupNotFound"
         return aws_error(code, status=404)
 
@@ -167,3 +170,40 @@ def test_a_role_the_account_listing_does_not_show_yet_is_asked_for_by_name(ctx, 
     assert planned.changes == []
     assert calls.names.count("GetRole") == 2  # the NAT's role and the scheduler's
     assert calls.names.count("GetRolePolicy") == 1  # the scheduler's start-stop policy, compared as before
+
+
+def test_roles_listed_without_their_tags_have_them_read_by_name(ctx, make_ctx, calls):
+    """Were the batched read to leave a role's tags out, the role would look like someone else's and be
+    adopted on every run: its tags are then read by name, and a converged env stays converged."""
+    build(ctx)
+
+    def without_role_tags(parsed, **kwargs):
+        for role in parsed.get("RoleDetailList", []):
+            role.pop("Tags", None)
+
+    _, planned = look(make_ctx, calls, hooks=[("after-call.iam.GetAccountAuthorizationDetails", without_role_tags)])
+    assert planned.changes == []
+    assert calls.names.count("GetRole") == 2
+
+
+def test_a_drifted_subnet_group_known_from_the_instance_is_read_on_its_own_before_the_fix(ctx, make_ctx, calls):
+    """The instance's description names its subnet group without the group's ARN (AWS leaves it out):
+    fixing the group's drift reads the group first, instead of failing on the missing ARN."""
+    build(ctx)
+    looks = []
+
+    def as_aws_describes_it(parsed, **kwargs):
+        looks.append(1)
+        for db in parsed.get("DBInstances", []):
+            group = db.get("DBSubnetGroup") or {}
+            group.pop("DBSubnetGroupArn", None)
+            if len(looks) == 1:  # the plan's look sees a description edited by hand
+                group["DBSubnetGroupDescription"] = "edited by hand"
+
+    again, planned = look(make_ctx, calls, hooks=[("after-call.rds.DescribeDBInstances", as_aws_describes_it)], steps=["rds"])
+    (change,) = planned.changes
+    assert (change.action, change.kind, [str(f) for f in change.fields]) == (
+        Action.UPDATE, "DB subnet group", ["description: edited by hand -> Managed by Terraform"])
+    calls.names.clear()
+    assert runner.apply(again, runner.resolve(["rds"]), planned).ok
+    assert "DescribeDBSubnetGroups" in calls.names

@@ -74,9 +74,12 @@ def iam_role(ctx, name: str) -> dict | None:
     from awsprac.dag import concurrently
 
     role = iam_roles(ctx).get(name)
-    if role is not None:
-        return role
     iam = ctx.aws.client("iam")
+    if role is not None:
+        if "Tags" not in role:  # a listing that leaves the tags out: whose the role is, read by name
+            with translate("looking up", f"IAM role {name}"):
+                role = {**role, "Tags": iam.get_role(RoleName=name)["Role"].get("Tags", [])}
+        return role
     with translate("looking up", f"IAM role {name}"):
         try:
             raw = iam.get_role(RoleName=name)["Role"]

@@ -47,8 +47,8 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
     # The plan was observed without the lock (a converged `up` writes nothing, not even a lock): under
     # it, each step is observed again just before its first write, and stops if it would do more than
     # the plan showed. That is a second plan, but pipelined into the apply instead of in front of it.
-    with lock.held(ctx, "up") as lease:
-        outcome = runner.apply(ctx, steps, planned, confirmed=True, after_last_write=lease.check_soon)
+    with lock.held(ctx, "up"):
+        outcome = runner.apply(ctx, steps, planned, confirmed=True)
     _finish(app, outcome, "up")
     if app.sandbox is not None:
         app.report.status(runner.status(ctx, steps), f"Built in the sandbox ({app.title})")

@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -53,36 +52,16 @@ def _stale(lease: dict, now: datetime) -> bool:
 
 @contextmanager
 def held(ctx: Context, command: str):
-    """Hold the env's lease for the duration of the block. It yields the lease: `lease.check_soon()`
-    reads, ahead of the release, whether it is still ours (once nothing will be written any more)."""
+    """Hold the env's lease for the duration of the block."""
     ssm = ctx.aws.client("ssm")
     name = parameter_name(ctx)
     with translate("taking", f"the run lock {name}"):
-        lease = Lease(ssm, name, _take(ctx, ssm, name, {**_holder(), "command": command}))
+        value = _take(ctx, ssm, name, {**_holder(), "command": command})
     try:
-        yield lease
+        yield
     finally:
         with translate("giving back", f"the run lock {name}"):
-            lease.give_back()
-
-
-class Lease:
-    def __init__(self, ssm, name: str, value: str) -> None:
-        self.ssm, self.name, self.value = ssm, name, value
-        self._check: Future | None = None
-
-    def check_soon(self) -> None:
-        """Start reading the lease now: the release then only deletes (the value is compared then)."""
-        if self._check is None:
-            self._check = _reader.submit(_read, self.ssm, self.name)
-
-    def give_back(self) -> None:
-        current = self._check.result() if self._check is not None else _read(self.ssm, self.name)
-        if current == self.value:  # never another run's lease (taken over after `unlock` or expiry)
-            _delete(self.ssm, self.name)
-
-
-_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="awsprac-lease")
+            _delete_if(ssm, name, value)
 
 
 def _take(ctx: Context, ssm, name: str, me: dict) -> str:
@@ -142,11 +121,8 @@ def _read(ssm, name: str) -> str | None:
 
 def _delete_if(ssm, name: str, expected: str) -> None:
     """Delete the lease only while it still holds `expected` (never another run's fresh lease)."""
-    if _read(ssm, name) == expected:
-        _delete(ssm, name)
-
-
-def _delete(ssm, name: str) -> None:
+    if _read(ssm, name) != expected:
+        return
     try:
         ssm.delete_parameter(Name=name)
     except Exception as exc:

@@ -9,7 +9,6 @@ unless there is nothing left to do: a cheap, always-on proof of convergence.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -128,11 +127,8 @@ class Outcome:
         )
 
 
-def apply(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: bool = False, after_last_write=None) -> Outcome:
+def apply(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: bool = False) -> Outcome:
     """Carry out the plan; independent steps run at the same time, dependents of a failure are skipped.
-
-    `after_last_write`: called once no step will write any more, while the last looks may still run
-    (the run lock checks it still holds the lease then, not after them).
 
     `confirmed`: the plan was observed before the run lock was taken and a person agreed to it. Then
     each step is observed again (under the lock) right before its first write, and a step that would
@@ -146,27 +142,13 @@ def apply(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: bool 
     # Under the lock, the planned steps and what they build on are observed again (what a step
     # builds on could have changed too); the rest was not going to be touched.
     needed = _with_requirements(planned_steps) if confirmed else set()
-    may_write = _Countdown(len(ordered(steps)), after_last_write)
 
     def work(step: ModuleType) -> None:
-        try:
-            todo = write(step)
-        finally:
-            may_write.done()
-        if todo:
-            observe(ctx, step, fresh=True)
-            left = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
-            if left:
-                raise NotConverged(
-                    f"step {step.NAME} did not converge; still to do after applying: " + "; ".join(c.describe() for c in left)
-                )
-
-    def write(step: ModuleType) -> list[Change]:
         stale = any(r in changed for r in step.REQUIRES)
         if stale or step.NAME in needed:
             observe(ctx, step, fresh=True)
         if step not in steps or not (stale or step.NAME in planned_steps or step.NAME in needed):
-            return []
+            return
         todo = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
         if confirmed:
             _still_as_agreed(step, todo, agreed)
@@ -179,24 +161,14 @@ def apply(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: bool 
         _each(step, todo, carry_out)
         if todo:
             changed.add(step.NAME)
-        return todo
+            observe(ctx, step, fresh=True)
+            left = [c for c in changes_for(ctx, step) if c.action is not Action.REPORT]
+            if left:
+                raise NotConverged(
+                    f"step {step.NAME} did not converge; still to do after applying: " + "; ".join(c.describe() for c in left)
+                )
 
     return Outcome.of(_walk(ctx, steps, work), applied)
-
-
-class _Countdown:
-    """Calls `then` when `done()` has been called `count` times (a step skipped after a failure never
-    calls it: then `then` is not called, and its caller does what it would have done late)."""
-
-    def __init__(self, count: int, then) -> None:
-        self._left, self._then, self._lock = count, then, threading.Lock()
-
-    def done(self) -> None:
-        with self._lock:
-            self._left -= 1
-            last = self._left == 0
-        if last and self._then is not None:
-            self._then()
 
 
 def teardown_plan(ctx: Context, steps: list[ModuleType]) -> Plan:

@@ -30,11 +30,9 @@ from awsprac.steps import nat_iam
 from awsprac.steps.subnets import subnet_name
 
 NAME = "nat"
-REQUIRES = ("subnets", "nat-iam")
-# Launching needs no internet gateway (the user data retries its install for minutes, and the route
-# to the gateway comes with step routes). Destroy must still end the instance first: AWS will not
-# detach a gateway while the VPC has public addresses mapped.
-POINTS_AT = ("igw",)
+# The internet gateway attached first: a public NAT gateway made before it fails on AWS, and an
+# Elastic IP cannot be associated; on destroy AWS will not detach it while public addresses are mapped.
+REQUIRES = ("subnets", "igw", "nat-iam")
 OBSERVES_AFTER = ("vpc",)  # observe() needs only the VPC's id: a look does not wait for IAM
 
 SG = lookup.SECURITY_GROUP.kind

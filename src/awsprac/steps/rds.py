@@ -144,17 +144,19 @@ def _find_group(ctx: Context, kind: str, name: str) -> Found | None:
                 return []
             raise
 
-    def tags_of(arn: str | None) -> dict[str, str] | None:
+    def tags_of(arn: str | None, guessed: bool = False) -> dict[str, str] | None:
         try:
             return _rds_tags(ctx, arn) if arn else None
         except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
+            # A guessed ARN's answer only counts when the group exists: the describe decides that, and
+            # the tags are then read again by the group's own ARN.
+            if guessed or is_not_found(exc):
                 return None
             raise
 
     with translate("looking up", f"{kind} {name}"):
         guessed = _arn(ctx, "subgrp" if subnets else "pg", name)
-        items, group_tags = concurrently(describe, lambda: tags_of(guessed))
+        items, group_tags = concurrently(describe, lambda: tags_of(guessed, guessed=True))
         items = [i for i in items if i.get("DBSubnetGroupName", i.get("DBParameterGroupName")) == name]
         if not items:
             return None
@@ -492,7 +494,7 @@ def _apply_subnet_group(ctx: Context, change: Change) -> None:
             if error_code(exc) != "DBSubnetGroupAlreadyExists":  # a retried create that had worked
                 raise
         return
-    group = ctx.observed[NAME].subnet_group
+    group = _read_on_its_own(ctx, ctx.observed[NAME].subnet_group)
     _retag_rds(ctx, group, group.raw["DBSubnetGroupArn"])
     have_ids = sorted(s["SubnetIdentifier"] for s in group.raw.get("Subnets", []))
     if have_ids != sorted(subnet_ids) or group.raw.get("DBSubnetGroupDescription") != spec.description:
@@ -512,7 +514,7 @@ def _apply_parameter_group(ctx: Context, change: Change) -> None:
             if error_code(exc) != "DBParameterGroupAlreadyExists":
                 raise
         return
-    group = ctx.observed[NAME].parameter_group
+    group = _read_on_its_own(ctx, ctx.observed[NAME].parameter_group)
     _retag_rds(ctx, group, group.raw["DBParameterGroupArn"])
 
 
@@ -539,7 +541,7 @@ def _create_db(ctx: Context, spec: DbSpec) -> None:
             raise
     ctx.report.info(f"DB instance {spec.name} is being created: on AWS this takes 5-20 minutes")
     db = wait_for_db(ctx, spec.name, USABLE, "becoming available")
-    write_host(ctx, spec, db, secret)
+    write_host(ctx, spec, db)
 
 
 def _update_db(ctx: Context, spec: DbSpec) -> None:
@@ -566,13 +568,13 @@ def _update_db(ctx: Context, spec: DbSpec) -> None:
     write_host(ctx, spec, db)
 
 
-def write_host(ctx: Context, spec: DbSpec, db: dict, secret: dbsecret.SecretState | None = None) -> None:
-    """DB_HOST := the endpoint, in a new secret version only when it differs. `secret`: as read moments ago
-    in this run (and not written since), else it is read now."""
+def write_host(ctx: Context, spec: DbSpec, db: dict) -> None:
+    """DB_HOST := the endpoint, in a new secret version only when it differs. The secret is read now: the
+    instance's wait took minutes, and a value edited meanwhile must not be written back over."""
     host = (db.get("Endpoint") or {}).get("Address")
     if not host:
         return
-    secret = secret or _usable_secret(ctx)
+    secret = dbsecret.find(ctx)
     if secret is None or secret.pending_deletion or not secret.readable or secret.password is None:
         raise dbsecret.SecretMissing(dbsecret.missing_message(ctx.cfg, spec.name, "is missing or unusable"))
     if secret.values.get("DB_HOST") == host:
@@ -620,7 +622,7 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
                 else:
                     notes.append(f"final snapshot {db.name}-final-<UTC time> first (--skip-final-snapshot: none)")
             changes.append(Change(NAME, Action.DELETE, db.kind, db.name, db.id, note="; ".join(notes)))
-    for found in (_read_tags(ctx, have.subnet_group), _read_tags(ctx, have.parameter_group), have.sg):
+    for found in (_read_on_its_own(ctx, have.subnet_group), _read_on_its_own(ctx, have.parameter_group), have.sg):
         if found is not None and stays and ctx.owns(found):
             changes.append(Change(NAME, Action.REPORT, found.kind, found.name, found.id, note=f"kept: DB instance {db.name} stays and may use it"))
         else:
@@ -628,8 +630,9 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
     return changes
 
 
-def _read_tags(ctx: Context, group: Found | None) -> Found | None:
-    """A group known from the instance's description, read on its own: whose it is decides a delete."""
+def _read_on_its_own(ctx: Context, group: Found | None) -> Found | None:
+    """A group known from the instance's description, read on its own: before a change to it (its ARN
+    and tags are not in that description), and before a delete (whose it is decides)."""
     if group is None or not group.raw.get(INFERRED):
         return group
     return _find_group(ctx, group.kind, group.name)

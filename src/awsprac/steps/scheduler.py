@@ -253,6 +253,8 @@ def _observe_group(ctx: Context, group_spec, schedule_specs) -> tuple:
             if group_tags is None:
                 group_tags = tags.as_dict(scheduler.list_tags_for_resource(ResourceArn=raw["Arn"]).get("Tags"))
         else:
+            # Both schedules answered: the group is there. Were it being deleted, with its schedules
+            # still listed, this run plans nothing and the next one sees it gone and makes it again.
             raw = {"Arn": arn, "Name": group_spec.name, "State": "ACTIVE"}
     group = Found(group_spec.kind, group_spec.name, group_spec.name, raw.get("State", "ACTIVE"), group_tags, raw)
     if group.state != "ACTIVE":
