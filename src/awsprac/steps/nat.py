@@ -7,8 +7,9 @@
 - `none`: nothing.
 
 Whatever another mode left (and this env owns) is deleted after the new mode's resources are up,
-so a mode switch says so in the plan. The NAT instance is never replaced by awsprac: a newer AMI,
-another type or subnet are drift to report (replacing it cuts the private subnets' egress).
+so a mode switch says so in the plan. The NAT instance is never replaced by awsprac: another type
+or subnet are drift to report, a newer AMI is shown by `status` (replacing it cuts the private
+subnets' egress).
 """
 
 from __future__ import annotations
