@@ -184,6 +184,10 @@ def test_every_resource_awsprac_built_is_imported_with_its_terraform_type_and_id
     assert sorted(x["expr"] for x in resources["aws_db_subnet_group.main"]["subnet_ids"]) == ["aws_subnet.private_1a.id", "aws_subnet.private_1c.id"]
     assert resources["aws_db_parameter_group.main"]["family"] == "postgres17"
     assert resources["aws_db_parameter_group.main"]["description"] == "Managed by Terraform"
+    # A role's description is updated in place, but a Terraform plan would still show it: as AWS holds it.
+    for address, name in (("aws_iam_role.nat", "aws-practice-nat-stg"), ("aws_iam_role.scheduler", "aws-practice-scheduler-stg")):
+        described = client("iam").get_role(RoleName=name)["Role"]["Description"]
+        assert described and resources[address]["description"] == described
     ecr = resources["aws_ecr_repository.main"]
     assert ecr["encryption_configuration"][0]["encryption_type"] == "AES256" and ecr["image_tag_mutability"] == "IMMUTABLE"
     schedule = resources["aws_scheduler_schedule.db_stop"]

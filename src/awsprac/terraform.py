@@ -22,6 +22,7 @@ Choices that keep `terraform plan` free of replacements:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -174,6 +175,16 @@ class _Builder:
         self.nat_gateway: Resource | None = None
         self.nat_role: Resource | None = None
 
+    def role_description(self, role) -> str | None:
+        """The account-wide IAM read the steps make (GetAccountAuthorizationDetails) carries no role
+        descriptions: asked for by name."""
+        if "Description" in role.raw:
+            return role.raw["Description"]
+        from awsprac.aws import translate
+
+        with translate("looking up", f"IAM role {role.name}"):
+            return self.ctx.aws.client("iam").get_role(RoleName=role.name)["Role"].get("Description")
+
     def file(self, name: str, comment: str) -> TfFile:
         f = TfFile(name, comment)
         self.out.files.append(f)
@@ -271,7 +282,7 @@ class _Builder:
             else:
                 self.nat_role = f.add(Resource("aws_iam_role", "nat", {
                     "name": iam.role.name,
-                    "description": iam.role.raw.get("Description"),
+                    "description": self.role_description(iam.role),
                     "assume_role_policy": jsonencode(_policy(iam.role.raw.get("AssumeRolePolicyDocument"))),
                     "tags": self.tags(iam.role.name),
                 }, iam.role.name))
@@ -467,6 +478,9 @@ class _Builder:
         have = self.obs["rds"]
         sg_spec, sng_spec, pg_spec, db_spec = rds_step.desired(self.cfg)
         sg = self.security_group(f, "db", have.sg, sg_spec.name, "DB")
+        # A look knows the groups the instance uses from its description; their own carry all they hold.
+        have = dataclasses.replace(have, subnet_group=rds_step.read_on_its_own(self.ctx, have.subnet_group),
+                                   parameter_group=rds_step.read_on_its_own(self.ctx, have.parameter_group))
         subnet_group = None
         if have.subnet_group is None:
             self.missing(f"DB subnet group {sng_spec.name}")
@@ -579,7 +593,7 @@ class _Builder:
             raw = have.role.raw
             role = f.add(Resource("aws_iam_role", "scheduler", {
                 "name": have.role.name,
-                "description": raw.get("Description"),
+                "description": self.role_description(have.role),
                 "assume_role_policy": jsonencode(_policy(raw.get("AssumeRolePolicyDocument"))),
                 "tags": self.tags(have.role.name),
             }, have.role.name))

@@ -494,7 +494,7 @@ def _apply_subnet_group(ctx: Context, change: Change) -> None:
             if error_code(exc) != "DBSubnetGroupAlreadyExists":  # a retried create that had worked
                 raise
         return
-    group = _read_on_its_own(ctx, ctx.observed[NAME].subnet_group)
+    group = read_on_its_own(ctx, ctx.observed[NAME].subnet_group)
     _retag_rds(ctx, group, group.raw["DBSubnetGroupArn"])
     have_ids = sorted(s["SubnetIdentifier"] for s in group.raw.get("Subnets", []))
     if have_ids != sorted(subnet_ids) or group.raw.get("DBSubnetGroupDescription") != spec.description:
@@ -514,7 +514,7 @@ def _apply_parameter_group(ctx: Context, change: Change) -> None:
             if error_code(exc) != "DBParameterGroupAlreadyExists":
                 raise
         return
-    group = _read_on_its_own(ctx, ctx.observed[NAME].parameter_group)
+    group = read_on_its_own(ctx, ctx.observed[NAME].parameter_group)
     _retag_rds(ctx, group, group.raw["DBParameterGroupArn"])
 
 
@@ -622,7 +622,7 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
                 else:
                     notes.append(f"final snapshot {db.name}-final-<UTC time> first (--skip-final-snapshot: none)")
             changes.append(Change(NAME, Action.DELETE, db.kind, db.name, db.id, note="; ".join(notes)))
-    for found in (_read_on_its_own(ctx, have.subnet_group), _read_on_its_own(ctx, have.parameter_group), have.sg):
+    for found in (read_on_its_own(ctx, have.subnet_group), read_on_its_own(ctx, have.parameter_group), have.sg):
         if found is not None and stays and ctx.owns(found):
             changes.append(Change(NAME, Action.REPORT, found.kind, found.name, found.id, note=f"kept: DB instance {db.name} stays and may use it"))
         else:
@@ -630,7 +630,7 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
     return changes
 
 
-def _read_on_its_own(ctx: Context, group: Found | None) -> Found | None:
+def read_on_its_own(ctx: Context, group: Found | None) -> Found | None:
     """A group known from the instance's description, read on its own: before a change to it (its ARN
     and tags are not in that description), and before a delete (whose it is decides)."""
     if group is None or not group.raw.get(INFERRED):
