@@ -146,6 +146,24 @@ def calls():
     return Calls()
 
 
+def hook_every_session(monkeypatch, hooks: list) -> list:
+    """Register the (event, handler) pairs on every botocore session awsprac makes from now on, as
+    the CLI in this process makes its own. The list is read as each session is made: pairs added to
+    it later count for the sessions made after."""
+    from awsprac import aws
+
+    original = aws._botocore_session
+
+    def hooked():
+        session = original()
+        for event, handler in hooks:
+            session.register(event, handler)
+        return session
+
+    monkeypatch.setattr(aws, "_botocore_session", hooked)
+    return hooks
+
+
 def aws_error(code: str, message: str = "", status: int = 400):
     """What a before-call hook returns to make botocore raise AWS's modeled error, sending nothing."""
     import botocore.awsrequest

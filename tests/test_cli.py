@@ -9,7 +9,7 @@ import pytest
 
 from awsprac.cli import main
 
-from conftest import ENVS, resource_count, run_cli as run
+from conftest import ENVS, aws_error, hook_every_session, resource_count, run_cli as run
 
 N = resource_count()
 
@@ -140,24 +140,8 @@ def test_flags_work_before_and_after_the_command(capsys, mocked):
 
 
 def test_aws_failure_says_what_where_and_what_to_do(capsys, monkeypatch, mocked):
-    from awsprac import aws
-
-    original = aws._botocore_session
-
-    def refusing_session():
-        session = original()
-
-        def deny(model, **kwargs):
-            if model.name == "CreateVpc":
-                import botocore.awsrequest
-
-                error = {"Error": {"Code": "UnauthorizedOperation", "Message": "You are not authorized to perform this operation."}, "ResponseMetadata": {"HTTPStatusCode": 403}}
-                return botocore.awsrequest.AWSResponse("https://ec2", 403, {}, None), error
-
-        session.register("before-call.ec2.CreateVpc", deny)
-        return session
-
-    monkeypatch.setattr(aws, "_botocore_session", refusing_session)
+    deny = aws_error("UnauthorizedOperation", "You are not authorized to perform this operation.", status=403)
+    hook_every_session(monkeypatch, [("before-call.ec2.CreateVpc", lambda **kwargs: deny)])
     code, out, err = run(capsys, "up", "--env", "stg", "--yes")
     assert code == 1
     assert "error: step vpc: creating vpc aws-practice-stg failed: UnauthorizedOperation: You are not authorized" in err

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from awsprac import aws, dbsecret
+from awsprac import dbsecret
 
-from conftest import run_cli as run
+from conftest import hook_every_session, run_cli as run
 from db_helpers import DB, SECRET, Recorder, client, db, secret_value
 
 
@@ -18,14 +18,7 @@ from db_helpers import DB, SECRET, Recorder, client, db, secret_value
 def sent(monkeypatch):
     """What every CLI run in the test sends, seen through a hook on each session it makes."""
     recorder = Recorder()
-    original = aws._botocore_session
-
-    def hooked():
-        session = original()
-        session.register("provide-client-params.*.*", recorder)
-        return session
-
-    monkeypatch.setattr(aws, "_botocore_session", hooked)
+    hook_every_session(monkeypatch, [("provide-client-params.*.*", recorder)])
     return recorder
 
 
@@ -73,19 +66,11 @@ def test_the_password_never_reaches_output_logs_or_arguments(capsys, caplog, moc
 
 def test_a_parameter_error_does_not_echo_the_password(capsys, mocked, monkeypatch):
     """botocore's ParamValidationError repeats the bad value: awsprac reports the field, not the value."""
-    original = aws._botocore_session
 
-    def breaking():
-        session = original()
+    def bad_type(params, model, **kwargs):
+        params["MasterUserPassword"] = [params["MasterUserPassword"]]
 
-        def bad_type(params, model, **kwargs):
-            if model.name == "CreateDBInstance":
-                params["MasterUserPassword"] = [params["MasterUserPassword"]]
-
-        session.register("provide-client-params.rds.CreateDBInstance", bad_type)
-        return session
-
-    monkeypatch.setattr(aws, "_botocore_session", breaking)
+    hook_every_session(monkeypatch, [("provide-client-params.rds.CreateDBInstance", bad_type)])
     code, out, err = run(capsys, "up", "--env", "stg", "--yes")
     assert code == 1
     assert "error: step rds: creating DB instance aws-practice-stg failed: ParamValidationError: a request parameter was invalid (value withheld)" in err

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 
-from conftest import ENVS, is_write, run_cli as run
+from conftest import ENVS, hook_every_session, is_write, run_cli as run
 
 HERE = Path(__file__).resolve().parent
 REGION = "ap-northeast-1"
@@ -264,16 +264,8 @@ def test_a_new_commit_moves_the_recorded_tag(capsys, docker, api, repository):
 
 
 def test_bad_sources_are_one_line_exit_2_before_anything_reaches_aws(capsys, monkeypatch, docker, tmp_path, repository):
-    from awsprac import aws
-
-    original, sent = aws._botocore_session, []
-
-    def recording():
-        session = original()
-        session.register("before-call.*.*", lambda model, **kw: sent.append(model.name))
-        return session
-
-    monkeypatch.setattr(aws, "_botocore_session", recording)
+    sent = []
+    hook_every_session(monkeypatch, [("before-call.*.*", lambda model, **kw: sent.append(model.name))])
     plain = tmp_path / "plain"
     plain.mkdir()
     cases = [

@@ -7,7 +7,7 @@ import pytest
 
 from awsprac import tags
 
-from conftest import run_cli as run
+from conftest import hook_every_session, run_cli as run
 
 REGION = "ap-northeast-1"
 NAME = "aws-practice-nat-instance"
@@ -18,19 +18,9 @@ PRD = "210987654321"
 @pytest.fixture
 def sent(monkeypatch):
     """Every call the CLI makes, with its parameters (a provide-client-params hook on each new session)."""
-    from awsprac import aws
-
     calls = Calls()
-    original = aws._botocore_session
-
-    def session():
-        s = original()
-        s.register("provide-client-params.*.*", lambda params, model, **kw: calls.append((model.name, dict(params))))
-        for event, handler in calls.hooks:
-            s.register(event, handler)
-        return s
-
-    monkeypatch.setattr(aws, "_botocore_session", session)
+    calls.hooks.append(("provide-client-params.*.*", lambda params, model, **kw: calls.append((model.name, dict(params)))))
+    hook_every_session(monkeypatch, calls.hooks)
     return calls
 
 

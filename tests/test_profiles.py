@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import boto3
-import botocore.awsrequest
 import pytest
 
 
-from conftest import ENVS, FIXTURES, run_cli
+from conftest import ENVS, FIXTURES, aws_error, hook_every_session, run_cli
 
 CSV = FIXTURES / "aws-practice-terraform-stg_accessKeys.csv"
 OLD_CSV = FIXTURES / "older-console-format_credentials.csv"
@@ -79,15 +78,6 @@ def pinned_envs(tmp_path, account):
     folder.mkdir()
     (folder / "stg.toml").write_text(envfiles.render("stg", account_id=account))
     return folder
-
-
-def reject(code, message, status=403):
-    def respond(**kwargs):
-        return botocore.awsrequest.AWSResponse("https://sts", status, {}, None), {
-            "Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status},
-        }
-
-    return respond
 
 
 # --- the CSV ---
@@ -306,16 +296,8 @@ def test_a_key_from_another_account_is_refused_before_writing(capsys, tmp_path, 
 
 
 def test_a_key_aws_rejects_is_exit_1_and_nothing_written(capsys, monkeypatch, files, mocked):
-    from awsprac import aws
-
-    original = aws._botocore_session
-
-    def rejecting():
-        session = original()
-        session.register("before-call.sts.GetCallerIdentity", reject("InvalidClientTokenId", "The security token included in the request is invalid."))
-        return session
-
-    monkeypatch.setattr(aws, "_botocore_session", rejecting)
+    rejected = aws_error("InvalidClientTokenId", "The security token included in the request is invalid.", status=403)
+    hook_every_session(monkeypatch, [("before-call.sts.GetCallerIdentity", lambda **kwargs: rejected)])
     before = snapshot(home())
     code, out, err = run(capsys, "profile", "import", "--env", "stg", "--csv", str(CSV))
     assert code == 1 and err.count("\n") == 1
@@ -449,16 +431,8 @@ def iam_mocked(monkeypatch):
 @pytest.fixture
 def sent(monkeypatch):
     """Every AWS call awsprac makes (service, operation), seen from botocore's before-call event."""
-    from awsprac import aws
-
-    original, names = aws._botocore_session, []
-
-    def recording():
-        session = original()
-        session.register("before-call.*.*", lambda model, **kw: names.append(model.name))
-        return session
-
-    monkeypatch.setattr(aws, "_botocore_session", recording)
+    names = []
+    hook_every_session(monkeypatch, [("before-call.*.*", lambda model, **kw: names.append(model.name))])
     return names
 
 
