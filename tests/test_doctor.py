@@ -105,6 +105,18 @@ def test_orphans_owned_but_unknown_to_every_step_and_final_snapshots_are_not_orp
     assert fixes["secret rds-old-stg"].startswith(f"aws secretsmanager delete-secret --secret-id rds-old-stg --recovery-window-in-days 7 --region {REGION}")
 
 
+def test_an_iam_role_owned_but_unknown_to_every_step_is_an_orphan(make_ctx):
+    """Roles are judged from the one batched IAM read the steps make; another env's role, and a role
+    the env file describes, are not orphans."""
+    iam = boto3.client("iam", region_name=REGION)
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    for name, env in (("aws-practice-old-stg", "stg"), ("aws-practice-old-prd", "prd"), ("aws-practice-nat-stg", "stg")):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, Tags=[{"Key": "awsprac:project", "Value": "aws-practice"}, {"Key": "awsprac:env", "Value": env}])
+    orphans = [o for o in by_check(examine(make_ctx)).get("orphans", []) if o.resource.startswith("IAM role")]
+    assert [o.resource for o in orphans] == ["IAM role aws-practice-old-stg"]
+    assert orphans[0].fix.startswith("aws iam delete-role --role-name aws-practice-old-stg")
+
+
 def test_an_owned_resource_with_a_known_name_in_another_vpc_is_an_orphan(make_ctx):
     vpc()
     old = vpc("aws-practice-older-stg", cidr="10.6.0.0/16")

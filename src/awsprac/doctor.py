@@ -242,15 +242,17 @@ def _owned_secrets(scan: Scan) -> list[tuple[str, str, str]]:
 
 
 def _owned_roles(scan: Scan) -> list[tuple[str, str, str]]:
-    iam, out = scan.ctx.aws.client("iam"), []
-    with translate("listing", f"IAM roles of env {scan.cfg.env}"):
-        for page in iam.get_paginator("list_roles").paginate():
-            for role in page.get("Roles", []):
-                if not role["RoleName"].startswith(scan.cfg.project):  # tags cost one call per role
-                    continue
-                role_tags = tags.as_dict(iam.list_role_tags(RoleName=role["RoleName"]).get("Tags"))
-                if tags.is_owned(role_tags, scan.cfg.project, scan.cfg.env):
-                    out.append(("IAM role", role["RoleName"], role["Arn"]))
+    """From the account's one batched IAM read the steps make (roles with their tags), not one tags
+    read per role; awsprac names every role it makes after the project."""
+    from awsprac import batched
+
+    out = []
+    for name in batched.iam_roles(scan.ctx):
+        if not name.startswith(scan.cfg.project):
+            continue
+        role = batched.iam_role(scan.ctx, name)  # its tags read by name if the listing left them out
+        if tags.is_owned(tags.as_dict(role.get("Tags")), scan.cfg.project, scan.cfg.env):
+            out.append(("IAM role", name, role["Arn"]))
     return out
 
 
