@@ -41,5 +41,13 @@ class Context:
 
         return tags.desired(name, self.cfg.project, self.cfg.env)
 
+    def arn(self, service: str, resource: str) -> str | None:
+        """This env's ARN of a resource (e.g. "rds", "pg:name"), once the account guard knows the account."""
+        account = (self.identity or {}).get("Account")
+        if not account:
+            return None
+        partition = self.aws.session.get_partition_for_region(self.cfg.region)
+        return f"arn:{partition}:{service}:{self.cfg.region}:{account}:{resource}"
+
     def owns(self, found) -> bool:
         return found.owned_by(self.cfg.project, self.cfg.env)

@@ -155,7 +155,7 @@ def _find_group(ctx: Context, kind: str, name: str) -> Found | None:
             raise
 
     with translate("looking up", f"{kind} {name}"):
-        guessed = _arn(ctx, "subgrp" if subnets else "pg", name)
+        guessed = ctx.arn("rds", f"{'subgrp' if subnets else 'pg'}:{name}")
         items, group_tags = concurrently(describe, lambda: tags_of(guessed, guessed=True))
         items = [i for i in items if i.get("DBSubnetGroupName", i.get("DBParameterGroupName")) == name]
         if not items:
@@ -164,14 +164,6 @@ def _find_group(ctx: Context, kind: str, name: str) -> Found | None:
         if group_tags is None or item.get(arn_key) != guessed:
             group_tags = tags_of(item[arn_key])
     return Found(kind, name, name, item.get("SubnetGroupStatus", "exists"), group_tags or {}, item)
-
-
-def _arn(ctx: Context, resource: str, name: str) -> str | None:
-    account = (ctx.identity or {}).get("Account")
-    if not account:
-        return None
-    partition = ctx.aws.session.get_partition_for_region(ctx.cfg.region)
-    return f"arn:{partition}:rds:{ctx.cfg.region}:{account}:{resource}:{name}"
 
 
 def _find_sg(ctx: Context, name: str, vpc_id: str | None) -> Found | None:

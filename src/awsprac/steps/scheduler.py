@@ -227,19 +227,11 @@ def _observe_role(ctx: Context, role_spec) -> tuple:
     return role, inline, attached
 
 
-def _group_arn(ctx: Context, name: str) -> str | None:
-    account = (ctx.identity or {}).get("Account")
-    if not account:
-        return None
-    partition = ctx.aws.session.get_partition_for_region(ctx.cfg.region)
-    return f"arn:{partition}:scheduler:{ctx.cfg.region}:{account}:schedule-group/{name}"
-
-
 def _observe_group(ctx: Context, group_spec, schedule_specs) -> tuple:
     """The group's tags and its schedules, all at once. A schedule found means its group exists and is
     active; only when one is missing is the group itself asked for (it may be missing, or deleting)."""
     scheduler = ctx.aws.client("scheduler")
-    arn = _group_arn(ctx, group_spec.name)
+    arn = ctx.arn("scheduler", f"schedule-group/{group_spec.name}")
     with translate("looking up", f"schedule group {group_spec.name}"):
         tag_reply, *items = concurrently(
             lambda: _missing_is_none(scheduler.list_tags_for_resource, ResourceArn=arn) if arn else None,
