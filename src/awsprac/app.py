@@ -45,8 +45,11 @@ class App:
         self._ctx = None
         self.identity: Identity | None = None
 
-    def context(self, **options):
-        """Clients made, identity checked against the env's account pin: only then may anything be sent."""
+    def context(self, all_clients: bool = False, **options):
+        """Clients made, identity checked against the env's account pin: only then may anything be sent.
+        `all_clients`: for commands that look at every step, every service's client is made before the
+        first request (CPU work better done before a run's round trips than between them); the others
+        make only the clients they use, when they use them."""
         if self._ctx is not None:
             return self._ctx
         from awsprac import aws
@@ -62,7 +65,8 @@ class App:
         clients, warning = aws.make(profile, env_profile, self.cfg.region)
         if warning:
             self.report.warn(warning)
-        clients.prepare()
+        if all_clients:
+            clients.prepare()
         self.identity = check_account(clients, self.cfg)
         self.report.debug(f"account {self.identity.account} as {self.identity.arn}, region {self.cfg.region}")
         self._ctx = Context(self.cfg, clients, self.report, Options(**options), identity={"Account": self.identity.account, "Arn": self.identity.arn})

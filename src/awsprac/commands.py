@@ -23,7 +23,7 @@ def init(settings: Settings, accounts: dict[str, str], force: bool) -> None:
 def plan(app: App, as_json: bool) -> None:
     from awsprac import runner
 
-    ctx = app.context()
+    ctx = app.context(all_clients=True)
     planned = runner.plan(ctx, runner.resolve(None))
     if as_json:
         app.report.json({"env": app.cfg.env, "changes": [_change_json(c) for c in planned.changes], "summary": planned.counts()})
@@ -35,7 +35,7 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
     from awsprac import lock, runner
 
     steps = runner.resolve(step_names)  # an unknown step is refused before anything is sent
-    ctx = app.context(**(options or {}))
+    ctx = app.context(all_clients=True, **(options or {}))
     planned = runner.plan(ctx, steps)
     if step_names:
         for step in steps:
@@ -57,7 +57,7 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
 def status(app: App, as_json: bool) -> None:
     from awsprac import runner
 
-    rows = runner.status(app.context(), runner.resolve(None))
+    rows = runner.status(app.context(all_clients=True), runner.resolve(None))
     if as_json:
         app.report.json([row.__dict__ for row in rows])
     else:
@@ -67,7 +67,7 @@ def status(app: App, as_json: bool) -> None:
 def outputs(app: App, as_json: bool) -> None:
     from awsprac import runner
 
-    values = runner.outputs(app.context(), runner.resolve(None))
+    values = runner.outputs(app.context(all_clients=True), runner.resolve(None))
     if as_json:
         app.report.json(values)
     elif values:
@@ -79,7 +79,7 @@ def outputs(app: App, as_json: bool) -> None:
 def destroy(app: App, options: dict | None = None) -> None:
     from awsprac import lock, runner
 
-    ctx = app.context(**(options or {}))
+    ctx = app.context(all_clients=True, **(options or {}))
     steps = runner.resolve(None)
     planned = runner.teardown_plan(ctx, steps)
     app.report.plan(planned, f"Destroy plan for {app.title}")

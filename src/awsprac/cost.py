@@ -204,7 +204,7 @@ def estimate(ctx: Context, nat_gb: float = 10.0) -> dict:
 
 def command(app, as_json: bool, nat_gb: float) -> None:
     price_table(app.cfg.region)  # an unknown region says so before any AWS call
-    ctx = app.context()
+    ctx = app.context(all_clients=True)
     result = estimate(ctx, nat_gb)
     if as_json:
         app.report.json(result)

@@ -396,7 +396,7 @@ def run(app, as_json: bool) -> None:
     if not app.settings.sandbox:  # (the sandbox runs as the pinned account)
         # The account pin is one of the checks here: let the app connect without refusing, then report it.
         app.cfg = dataclasses.replace(app.cfg, account_id="")
-    ctx = app.context()
+    ctx = app.context(all_clients=True)
     ctx.cfg = dataclasses.replace(ctx.cfg, account_id=pinned)
     findings = examine(ctx, pinned)
     if as_json:

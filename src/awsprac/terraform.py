@@ -748,7 +748,7 @@ def write(export: Export, folder: Path, force: bool) -> list[Path]:
 
 def export_command(app, out: Path | None, force: bool, as_json: bool) -> None:
     """`awsprac export terraform`: observe, build, write (or print the structure as JSON)."""
-    ctx = app.context()
+    ctx = app.context(all_clients=True)
     folder = out or default_folder(app.cfg.env)
     if not as_json and folder.is_dir() and any(folder.iterdir()) and not force:
         raise UsageError(f"{folder} is not empty: pass --force to overwrite the files awsprac writes there, or choose another --out")
