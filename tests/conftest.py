@@ -78,7 +78,10 @@ def cfg():
 # The AWS managed policies awsprac attaches. moto loads all ~1,600 when asked to (~0.7 s per test that
 # touches IAM); in-process tests load only these (once trimmed, for the whole test process: keep the list
 # complete), so attaching any other still fails, as it would on an account without it.
-AWS_MANAGED_POLICIES = ("AmazonSSMManagedInstanceCore", "AdministratorAccess")
+AWS_MANAGED_POLICIES = (
+    "AmazonSSMManagedInstanceCore", "AdministratorAccess",
+    "AmazonECSTaskExecutionRolePolicy", "AmazonS3ReadOnlyAccess", "CloudWatchLogsFullAccess",  # the app tier's
+)
 
 
 def _load_only_the_managed_policies_awsprac_uses() -> None:

@@ -412,7 +412,7 @@ def test_inbound_rules_added_by_hand_are_reported_and_pruned_on_request(ctx, mak
     client("ec2").authorize_security_group_ingress(GroupId=sg_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     (report,) = plan(make_ctx()).changes
     assert report.action is Action.REPORT and "--prune" in report.note
-    assert fields(report) == {"rules added by hand": ("inbound tcp 5432-5432 0.0.0.0/0", "(none)")}
+    assert fields(report) == {"rules added by hand": ("inbound tcp 5432 from 0.0.0.0/0", "(none)")}
     up(make_ctx(prune=True))
     assert client("ec2").describe_security_groups(GroupIds=[sg_id])["SecurityGroups"][0]["IpPermissions"] == []
     assert plan(make_ctx()).changes == []

@@ -66,7 +66,7 @@ class App:
         if warning:
             self.report.warn(warning)
         if all_clients:
-            clients.prepare()
+            clients.prepare(aws.SERVICES + (aws.APP_SERVICES if self.cfg.app.enabled else ()))
         self.identity = check_account(clients, self.cfg)
         self.report.debug(f"account {self.identity.account} as {self.identity.arn}, region {self.cfg.region}")
         self._ctx = Context(self.cfg, clients, self.report, Options(**options), identity={"Account": self.identity.account, "Arn": self.identity.arn})

@@ -35,6 +35,7 @@ def quiet_sdk_loggers() -> None:
 
 # What an env's steps talk to.
 SERVICES = ("sts", "ec2", "iam", "ssm", "secretsmanager", "rds", "ecr", "scheduler")
+APP_SERVICES = ("ecs", "elbv2", "logs")  # the app tier's, when it is on
 
 
 @dataclass
@@ -132,6 +133,8 @@ NOT_FOUND_CODES = frozenset({
     "Gateway.NotAttached", "InvalidNetworkInterfaceID.NotFound", "InvalidAMIID.NotFound",
     "DBInstanceNotFound", "DBSubnetGroupNotFoundFault", "DBParameterGroupNotFound",
     "ResourceNotFoundException", "RepositoryNotFoundException", "NoSuchEntity", "ParameterNotFound",
+    "LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound", "ClusterNotFoundException",
+    "ServiceNotFoundException",
 })
 
 HINTS = {

@@ -104,12 +104,27 @@ def iam_roles(ctx) -> dict[str, dict]:
     """{role name: RoleDetail}: every role of the account with its trust policy, inline and attached
     policies, tags and instance profiles, in one paginated read (GetAccountAuthorizationDetails) instead
     of four reads per role."""
+    return _iam_details(ctx)["roles"]
+
+
+def iam_policies(ctx) -> dict[str, dict]:
+    """{policy name: ManagedPolicyDetail} of the account's customer-managed policies (with every version's
+    document), from the same read as the roles: asked for only when the app tier is on."""
+    return _iam_details(ctx)["policies"]
+
+
+def _iam_details(ctx) -> dict:
     from awsprac.aws import translate
 
-    def load() -> dict[str, dict]:
+    def load() -> dict:
         iam = ctx.aws.client("iam")
+        kinds = ["Role"] + (["LocalManagedPolicy"] if ctx.cfg.app.enabled else [])
         with translate("looking up", "the account's IAM roles"):
-            pages = iam.get_paginator("get_account_authorization_details").paginate(Filter=["Role"], PaginationConfig={"PageSize": 1000})
-            return {role["RoleName"]: role for page in pages for role in page.get("RoleDetailList", [])}
+            pages = list(iam.get_paginator("get_account_authorization_details").paginate(Filter=kinds, PaginationConfig={"PageSize": 1000}))
+        return {
+            "roles": {role["RoleName"]: role for page in pages for role in page.get("RoleDetailList", [])},
+            # moto leaves PolicyName out: the ARN ends with it (the path before it)
+            "policies": {p.get("PolicyName") or p["Arn"].rsplit("/", 1)[-1]: p for page in pages for p in page.get("Policies", [])},
+        }
 
     return ctx.reads.once("iam roles", load)

@@ -88,6 +88,33 @@ class Scheduler:
     stop_expression: str = "cron(30 5 ? * SUN *)"
 
 
+# The keys of the DB secret rds-main-{env} (SPEC section 6).
+DB_SECRET_KEYS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER_NAME", "DB_PASSWORD")
+# The API reads DB_USERNAME; the secret's key is DB_USER_NAME (the guide's own mismatch).
+DEFAULT_APP_SECRETS = (
+    ("DB_HOST", "DB_HOST"), ("DB_PORT", "DB_PORT"), ("DB_NAME", "DB_NAME"),
+    ("DB_USERNAME", "DB_USER_NAME"), ("DB_PASSWORD", "DB_PASSWORD"),
+)
+
+
+@dataclass(frozen=True)
+class App:
+    """The API on ECS Fargate behind an ALB (SPEC section 11); off by default (an ALB alone is ~$18/month)."""
+
+    enabled: bool = False
+    cpu: int = 256
+    memory: int = 512
+    desired_count: int = 1
+    container_port: int = 8080
+    health_check_path: str = "/"
+    certificate_arn: str = ""  # ACM, same region: HTTPS 443; empty: HTTP 80
+    health_check_grace_period: int = 60  # seconds the service ignores failing health checks after a task starts
+    deregistration_delay: int = 30  # seconds (AWS's default 300 makes every deploy slow)
+    log_retention_days: int = 7
+    # container env var <- key of the DB secret rds-main-{env}
+    secrets: tuple[tuple[str, str], ...] = DEFAULT_APP_SECRETS
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     env: str
@@ -102,6 +129,7 @@ class EnvConfig:
     secrets: Secrets = field(default_factory=Secrets)
     ecr: Ecr = field(default_factory=Ecr)
     scheduler: Scheduler = field(default_factory=Scheduler)
+    app: App = field(default_factory=App)
 
     @property
     def profile_name(self) -> str:
@@ -120,7 +148,7 @@ class EnvConfig:
         return template.format(project=self.project, env=self.env)
 
 
-SECTIONS = {"network": Network, "nat": Nat, "database": Database, "secrets": Secrets, "ecr": Ecr, "scheduler": Scheduler}
+SECTIONS = {"network": Network, "nat": Nat, "database": Database, "secrets": Secrets, "ecr": Ecr, "scheduler": Scheduler, "app": App}
 TOP_LEVEL = ("project", "region", "account_id", "profile")
 
 
@@ -153,6 +181,8 @@ def parse(raw: dict, path: Path, env: str) -> EnvConfig:
         if key in SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(path, key, f"must be a table [{key}], got {value!r}")
+            if key == "app":
+                value = _app_secrets(value, path)
             sections[key] = _build(SECTIONS[key], value, path, key)
         elif key in TOP_LEVEL:
             top[key] = _coerce(str, value, path, key)
@@ -164,6 +194,19 @@ def parse(raw: dict, path: Path, env: str) -> EnvConfig:
     cfg = EnvConfig(env=env, path=path, **top, **sections)
     validate(cfg)
     return cfg
+
+
+def _app_secrets(values: dict, path: Path) -> dict:
+    """[app.secrets] is a table ENV_VAR = "SECRET_KEY": kept as pairs, in the file's order."""
+    table = values.get("secrets")
+    if table is None:
+        return values
+    if not isinstance(table, dict):
+        raise ConfigError(path, "app.secrets", f"must be a table [app.secrets] of ENV_VAR = \"SECRET_KEY\", got {table!r}")
+    for var, key in table.items():
+        if not isinstance(key, str):
+            raise ConfigError(path, f"app.secrets.{var}", f"must be a key of the DB secret (a string), got {key!r}")
+    return {**values, "secrets": [[var, key] for var, key in table.items()]}
 
 
 def _build(cls, values: dict, path: Path, section: str):
@@ -238,6 +281,44 @@ def validate(cfg: EnvConfig) -> None:
         _fail(cfg, "ecr.encryption", f"{cfg.ecr.encryption!r} must be AES256 or KMS")
     if cfg.ecr.keep_images < 1:
         _fail(cfg, "ecr.keep_images", f"{cfg.ecr.keep_images} must be at least 1")
+    validate_app(cfg)
+
+
+# Fargate's cpu units and the memory (MiB) each allows.
+FARGATE_SIZES = {
+    256: (512, 1024, 2048), 512: tuple(range(1024, 4097, 1024)), 1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)), 4096: tuple(range(8192, 30721, 1024)),
+}
+
+
+def validate_app(cfg: EnvConfig) -> None:
+    app = cfg.app
+    if app.cpu not in FARGATE_SIZES:
+        _fail(cfg, "app.cpu", f"{app.cpu} must be one of Fargate's {', '.join(map(str, FARGATE_SIZES))}")
+    if app.memory not in FARGATE_SIZES[app.cpu]:
+        _fail(cfg, "app.memory", f"{app.memory} MiB does not go with cpu {app.cpu} on Fargate ({', '.join(map(str, FARGATE_SIZES[app.cpu]))})")
+    if not 0 <= app.desired_count <= 100:
+        _fail(cfg, "app.desired_count", f"{app.desired_count} must be 0..100")
+    if not 1 <= app.container_port <= 65535:
+        _fail(cfg, "app.container_port", f"{app.container_port} is not a port")
+    if not app.health_check_path.startswith("/") or len(app.health_check_path) > 1024:
+        _fail(cfg, "app.health_check_path", f"{app.health_check_path!r} must be a path starting with '/'")
+    if app.certificate_arn and not re.fullmatch(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+", app.certificate_arn):
+        _fail(cfg, "app.certificate_arn", f"{app.certificate_arn!r} is not an ACM certificate ARN")
+    if app.certificate_arn and app.certificate_arn.split(":")[3] != cfg.region:
+        _fail(cfg, "app.certificate_arn", f"the certificate must be in the env's region {cfg.region}, not {app.certificate_arn.split(':')[3]}")
+    if not 0 <= app.health_check_grace_period <= 2147483647:
+        _fail(cfg, "app.health_check_grace_period", f"{app.health_check_grace_period} must be 0 or more seconds")
+    if not 0 <= app.deregistration_delay <= 3600:
+        _fail(cfg, "app.deregistration_delay", f"{app.deregistration_delay} must be 0..3600 seconds")
+    retention = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+    if app.log_retention_days not in retention:
+        _fail(cfg, "app.log_retention_days", f"{app.log_retention_days} is not a CloudWatch Logs retention (1, 3, 5, 7, 14, 30, 60, 90, ...)")
+    for var, key in app.secrets:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+            _fail(cfg, f"app.secrets.{var}", f"{var!r} is not an environment variable name")
+        if key not in DB_SECRET_KEYS:
+            _fail(cfg, f"app.secrets.{var}", f"{key!r} is not a key of the DB secret ({', '.join(DB_SECRET_KEYS)})")
 
 
 def validate_network(cfg: EnvConfig) -> None:

@@ -15,11 +15,12 @@ from typing import Any
 
 from awsprac import tokens
 from awsprac.aws import error_code, translate
+from awsprac.config import DB_SECRET_KEYS
 from awsprac.context import Context
 from awsprac.errors import AmbiguousResource, AwspracError
 from awsprac.lookup import Found
 
-KEYS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER_NAME", "DB_PASSWORD")
+KEYS = DB_SECRET_KEYS
 KIND = "secret"
 PASSWORD_LENGTH = 40  # SPEC: at least 32; RDS PostgreSQL takes up to 128
 # RDS refuses these in a master password.

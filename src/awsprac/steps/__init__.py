@@ -22,11 +22,16 @@ import importlib
 from types import ModuleType
 
 # The order steps are listed in SPEC; the runner orders by REQUIRES, this only breaks ties.
-ORDER = ("profile", "vpc", "subnets", "igw", "nat-iam", "nat", "routes", "secrets", "rds", "ecr", "scheduler")
+ORDER = (
+    "profile", "vpc", "subnets", "igw", "nat-iam", "nat", "routes", "secrets", "app-network", "rds", "ecr", "scheduler",
+    "app-iam", "app-alb", "app",
+)
+# Steps that live in a family's package (the rest: steps/<name>.py).
+MODULES = {"app-iam": "app.iam", "app-network": "app.network", "app-alb": "app.alb", "app": "app.service"}
 
 
 def load(name: str) -> ModuleType:
-    return importlib.import_module(f"awsprac.steps.{name.replace('-', '_')}")
+    return importlib.import_module(f"awsprac.steps.{MODULES.get(name, name.replace('-', '_'))}")
 
 
 def all_steps() -> list[ModuleType]:

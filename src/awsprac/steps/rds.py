@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from awsprac import batched, dbsecret, lookup, tags, waiting
+from awsprac import batched, dbsecret, lookup, sgrules, tags, waiting
 from awsprac.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
@@ -36,7 +36,7 @@ from awsprac.rdsinstance import client as rds_client
 from awsprac.reconcile import applying, delete_change, gone_is_fine, retag, update
 
 NAME = "rds"
-REQUIRES = ("vpc", "subnets", "secrets")
+REQUIRES = ("vpc", "subnets", "secrets", "app-network")  # app-network: the API's group, a source of the DB's
 # The three groups at once, then the instance that uses them (on destroy: the instance, then the groups at once).
 OBSERVES_AFTER = ("vpc",)  # observe() needs the VPC's id; the secret and the instance it shares with step secrets
 CHANGES_AFTER = {"DB instance": ("security group", "DB subnet group", "DB parameter group")}
@@ -275,9 +275,31 @@ def _extra_egress(rules: list[dict]) -> list[dict]:
     return extra
 
 
+def db_sources(cfg: EnvConfig) -> list[tuple[str, str]]:
+    """The security groups whose members may connect to the DB, as (step that owns the group, group name).
+    None while only the guide's network exists; the API's tasks once the app tier is on."""
+    sources = []
+    if cfg.app.enabled:
+        from awsprac.steps.app.common import names
+
+        sources.append(("app-network", names(cfg).backend))
+    return sources
+
+
+def inbound_rules(ctx: Context) -> list[sgrules.Rule]:
+    """The DB group's inbound rules: the DB port from each source group (its id "" while still to be made)."""
+    rules = []
+    for step, name in db_sources(ctx.cfg):
+        group = dict(getattr(ctx.observed.get(step), "groups", ()) or ()).get(name)
+        group_id = ctx.made.get(("security group", name)) or (group.id if group else "")
+        rules.append(sgrules.Rule(ctx.cfg.database.port, group_id=group_id, source=name))
+    return rules
+
+
 def _sg_changes(ctx: Context, spec: SgSpec, sg: Found | None) -> list[Change]:
     if sg is None:
-        fields = (FieldDiff("description", None, spec.description), FieldDiff("inbound", None, "(none)"), FieldDiff("outbound", None, ALL_OUT))
+        inbound = "; ".join(r.text() for r in inbound_rules(ctx)) or "(none)"
+        fields = (FieldDiff("description", None, spec.description), FieldDiff("inbound", None, inbound), FieldDiff("outbound", None, ALL_OUT))
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=fields, spec=spec)]
     changes: list[Change] = []
     if sg.raw.get("Description") != spec.description:
@@ -286,16 +308,20 @@ def _sg_changes(ctx: Context, spec: SgSpec, sg: Found | None) -> list[Change]:
     fields = []
     inbound = sg.raw.get("IpPermissions", [])
     egress = sg.raw.get("IpPermissionsEgress", [])
+    wanted = inbound_rules(ctx)
+    lacking = sgrules.missing(wanted, inbound)
+    if lacking:
+        fields.append(FieldDiff("inbound", None, "; ".join(r.text() for r in lacking)))
     if not any(_is_all_out(r) for r in egress):
         fields.append(FieldDiff("outbound", "; ".join(_rule_text(r) for r in egress) or None, ALL_OUT))
-    extra = [("inbound", r) for r in inbound] + [("outbound", r) for r in _extra_egress(egress)]
+    extra = [f"inbound {r.text()}" for r in sgrules.unwanted(wanted, inbound)] + [f"outbound {_rule_text(r)}" for r in _extra_egress(egress)]
     if extra:
-        text = "; ".join(f"{direction} {_rule_text(r)}" for direction, r in extra)
+        text = "; ".join(extra)
         if ctx.options.prune:
             fields.append(FieldDiff("rules added by hand", text, "(none)"))
         else:
             changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, sg.id, (FieldDiff("rules added by hand", text, "(none)"),),
-                                  note="kept; `awsprac up --prune` removes them (SPEC: no inbound rules until the API server exists)"))
+                                  note="kept; `awsprac up --prune` removes them (only the API's tasks may connect)"))
     return changes + update(ctx, NAME, sg, fields, spec)
 
 
@@ -434,13 +460,16 @@ def _current_sg_id(ctx: Context) -> str:
 def _apply_sg(ctx: Context, change: Change) -> None:
     ec2, spec = ctx.aws.ec2, change.spec
     if change.action is Action.CREATE:
-        ctx.made[(spec.kind, spec.name)] = ec2.create_security_group(
+        group_id = ctx.made[(spec.kind, spec.name)] = ec2.create_security_group(
             GroupName=spec.name, Description=spec.description, VpcId=ctx.observed["vpc"].id,
             TagSpecifications=tags.specification("security-group", ctx.tags(spec.name)),
-        )["GroupId"]  # a new group allows all outbound traffic and no inbound: exactly SPEC
+        )["GroupId"]  # a new group allows all outbound traffic and no inbound
+        sgrules.authorize(ec2, group_id, inbound_rules(ctx))
         return
     sg = ctx.observed[NAME].sg
     retag(ctx, sg)
+    wanted = inbound_rules(ctx)
+    sgrules.authorize(ec2, sg.id, sgrules.missing(wanted, sg.raw.get("IpPermissions", [])))
     if not any(_is_all_out(r) for r in sg.raw.get("IpPermissionsEgress", [])):
         try:
             ec2.authorize_security_group_egress(GroupId=sg.id, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
@@ -448,9 +477,7 @@ def _apply_sg(ctx: Context, change: Change) -> None:
             if error_code(exc) != "InvalidPermission.Duplicate":
                 raise
     if ctx.options.prune:
-        inbound = sg.raw.get("IpPermissions", [])
-        if inbound:
-            ec2.revoke_security_group_ingress(GroupId=sg.id, IpPermissions=[_strip(r) for r in inbound])
+        sgrules.revoke(ec2, sg.id, sgrules.unwanted(wanted, sg.raw.get("IpPermissions", [])))
         extra = _extra_egress(sg.raw.get("IpPermissionsEgress", []))
         if extra:
             ec2.revoke_security_group_egress(GroupId=sg.id, IpPermissions=[_strip(r) for r in extra])

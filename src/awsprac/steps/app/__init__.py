@@ -1,0 +1,15 @@
+"""The application tier (SPEC section 11): the API on ECS Fargate behind an Application Load Balancer.
+
+A family of four steps, each registered in `awsprac.steps`:
+
+- `app-iam` (iam.py): the ECS service-linked role, the task execution role with its secrets policy,
+  the task role. No prerequisite, so IAM's propagation overlaps building the network.
+- `app-network` (network.py): the ALB's and the backend's security groups.
+- `app-alb` (alb.py): load balancer, target group, listener (AWS refuses a service whose target group
+  has no listener). The load balancer is not waited for here: its provisioning overlaps the service's.
+- `app` (service.py): cluster, log group, task definition, service; the service's first rollout and
+  the load balancer's provisioning are waited for at the same time (and alongside the RDS create).
+
+Its other facets live here too: cost.py, export.py, park.py (stop/start), doctor.py, status/outputs
+(through each step's Observed). Everything is off unless `[app] enabled = true`.
+"""

@@ -1,0 +1,53 @@
+"""Names and small helpers the app tier's steps share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awsprac import tags
+from awsprac.config import EnvConfig
+from awsprac.lookup import Found
+
+CONTAINER = "api"  # the container's name in the task definition, and the target of the load balancer
+
+
+@dataclass(frozen=True)
+class Names:
+    backend: str  # cluster, service, task definition family, target group, backend SG, task role
+    alb: str  # load balancer and its security group
+    execution_role: str
+    secrets_policy: str
+    log_group: str
+
+
+def names(cfg: EnvConfig) -> Names:
+    backend = cfg.name("{project}-backend-{env}")
+    return Names(
+        backend=backend,
+        alb=cfg.name("{project}-alb-{env}"),
+        execution_role=cfg.name("ecs-task-execution-{env}"),
+        secrets_policy=cfg.name("secrets-manager-read-{env}"),
+        log_group=f"/ecs/{backend}",
+    )
+
+
+def listener_port(cfg: EnvConfig) -> int:
+    """HTTPS 443 with a certificate, else HTTP 80."""
+    return 443 if cfg.app.certificate_arn else 80
+
+
+def ecs_tags(wanted: dict[str, str]) -> list[dict[str, str]]:
+    """ECS spells its tags in lower case."""
+    return [{"key": k, "value": v} for k, v in wanted.items()]
+
+
+def from_ecs_tags(tag_list: list[dict] | None) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in tag_list or []}
+
+
+def found(kind: str, name: str, id: str, state: str, tag_dict: dict[str, str], raw: dict) -> Found:
+    return Found(kind, name, id, state, tag_dict, raw)
+
+
+def missing_tags(ctx, found_: Found) -> dict[str, str]:
+    return tags.missing(found_.tags, ctx.tags(found_.name))
