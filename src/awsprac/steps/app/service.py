@@ -326,7 +326,7 @@ def _apply_cluster(ctx: Context, change: Change) -> None:
     _retag_ecs(ctx, cluster)
     fields = {f.field for f in change.fields}
     if "containerInsights" in fields:
-        ecs(ctx).update_cluster_settings(cluster=change.name, settings=settings["settings"])
+        ecs(ctx).update_cluster(cluster=change.name, settings=settings["settings"])
     if "capacity providers" in fields:
         ecs(ctx).put_cluster_capacity_providers(cluster=change.name, capacityProviders=settings["capacityProviders"], defaultCapacityProviderStrategy=[])
 
