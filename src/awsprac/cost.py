@@ -127,7 +127,10 @@ def lines(ctx: Context, prices: dict, nat_gb: float) -> tuple[list[Line], list[s
         size = _image_bytes(ctx, repo.name) / GIB
         monthly = _money(size * prices["ecr_gb_month"])
         out.append(Line("ECR repository", repo.name, repo.name, "exists", monthly, monthly, f"{size:.2f} GB x {prices['ecr_gb_month']}/GB-month"))
-    return out, notes
+    from awsprac.steps.app import cost as app_cost
+
+    app_lines, app_notes = app_cost.lines(ctx, prices)
+    return out + app_lines, notes + app_notes
 
 
 def _address_name(ctx: Context) -> str:

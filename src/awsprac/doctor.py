@@ -15,6 +15,7 @@ from typing import Callable
 from awsprac import lookup, tags
 from awsprac.aws import is_not_found, translate
 from awsprac.errors import AwspracError
+from awsprac.steps.app import doctor as app_doctor
 
 
 @dataclass(frozen=True)
@@ -375,6 +376,7 @@ CHECKS: tuple[Check, ...] = (
     check_blackhole_routes,
     check_nat_source_dest,
     check_secret_pending_deletion,
+    *app_doctor.CHECKS,
 )
 
 

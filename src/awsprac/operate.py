@@ -161,6 +161,7 @@ def start(ctx: Context) -> dict:
 
 def _run(ctx: Context, starting: bool) -> dict:
     from awsprac import lock
+    from awsprac.steps.app import park
 
     verb = "start" if starting else "stop"
     cfg = ctx.cfg
@@ -168,11 +169,15 @@ def _run(ctx: Context, starting: bool) -> dict:
         db = db_target(ctx, starting)
         db_state = db.read()
         instance = nat_instance(ctx)
+        service = park.target(ctx, starting)
+        service_state = service.read() if service else None
     nat = nat_target(ctx, instance, starting) if instance is not None else None
     order = [(nat, instance.state if instance else None), (db, db_state)] if starting else [(db, db_state), (nat, instance.state if instance else None)]
+    # The app's service parks first and comes back last: its tasks need the NAT and the DB.
+    order = order + [(service, service_state)] if starting else [(service, service_state)] + order
     todo = [(t, s) for t, s in order if t is not None and s is not None and s not in t.done]
     outcome: dict[str, str] = {}
-    if db_state is None and instance is None:
+    if db_state is None and instance is None and service_state is None:
         ctx.report.info(
             f"nothing to {verb} in env {cfg.env}: no DB instance and no NAT instance"
             + (f" (nat.mode is {cfg.nat.mode}: only a NAT instance can be stopped)" if cfg.nat.mode != "instance" else "")
@@ -196,6 +201,7 @@ def _run(ctx: Context, starting: bool) -> dict:
                 outcome[target.label] = "started" if starting else "stopped"
                 ctx.report.applied(f"{'started' if starting else 'stopped'} {target.label}")
     _advice(ctx, starting, db_state is not None, instance, old_ip, outcome)
+    park.advice(ctx, starting)
     return outcome
 
 

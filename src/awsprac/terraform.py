@@ -161,6 +161,9 @@ def build(ctx) -> Export:
     b.database()
     b.ecr()
     b.scheduler()
+    from awsprac.steps.app import export as app_export
+
+    app_export.add(b)
     out.files = [f for f in out.files if f.resources or f.raw]
     return out
 
