@@ -239,6 +239,7 @@ def moto_server(tmp_path_factory):
         "MOTO_RECORDER_FILEPATH": str(folder / "recording.jsonl"),
         "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
         "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # 1,200 AMIs reloaded after every reset cost ~1 s
+        "MOTO_ECS_SERVICE_RUNNING": "1",  # moto runs no tasks: the app's service says its one task runs
     }
     log = open(folder / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env)

@@ -40,7 +40,8 @@ def test_destroy_goes_in_aws_order_and_keeps_the_logs_without_force(app_env, clo
     assert order.index("DeleteListener") < order.index("DeleteLoadBalancer") < order.index("DeleteSecurityGroup")
     groups = [p["GroupId"] for p in sent.of("DeleteSecurityGroup")]
     assert len(groups) == 2  # the backend's (it refers to the ALB's), then the ALB's
-    assert max(i for i, n in enumerate(sent.writes) if n == "DeleteSecurityGroup") < sent.writes.index("DeletePolicy")
+    # the roles (and the policy, once no role holds it) go once the service that used them is gone
+    assert sent.writes.index("DeleteService") < sent.writes.index("DeleteRole") < sent.writes.index("DeletePolicy")
     # what is gone, and the log group kept (logs are data)
     assert client("ecs").describe_services(cluster=BACKEND, services=[BACKEND])["services"][0]["status"] == "INACTIVE"
     assert client("ecs").list_task_definitions(status="ACTIVE")["taskDefinitionArns"] == []

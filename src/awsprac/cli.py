@@ -172,7 +172,7 @@ def outputs(env: str, as_json: bool) -> None:
 
 @cli.command()
 @ENV_OPTION
-@click.option("--force", is_flag=True, help="Also delete a deletion-protected database and an ECR repository that holds images.")
+@click.option("--force", is_flag=True, help="Also delete a deletion-protected database, an ECR repository that holds images, and the API's log group.")
 @click.option("--skip-final-snapshot", is_flag=True, help="Delete the database without a final snapshot (its data is gone).")
 @click.option("--force-delete-secret", is_flag=True, help="Delete the secret at once, without the recovery window.")
 @click.option("--include-ami", is_flag=True, help="Also deregister the baked NAT AMI (prd launches from it).")

@@ -31,6 +31,8 @@ class Sandbox:
         # awsprac handles that answer, so the traceback would only alarm the user.
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        # The emulation runs no containers: the API's service reports its one task running, rollout COMPLETED.
+        os.environ.setdefault("MOTO_ECS_SERVICE_RUNNING", "1")
         faithful_moto()
         if account_id:
             # Keep a pinned env file valid in the sandbox: emulate that account.

@@ -24,7 +24,7 @@ from awsprac.steps.app.common import listener_port, names
 
 NAME = "app-alb"
 REQUIRES = ("vpc", "subnets", "app-network")
-OBSERVES_AFTER: tuple[str, ...] = ()  # found by name: the look needs no other step's
+OBSERVES_AFTER = ("app-network",)  # found by name; whose they are follows from the ALB's group (see _inferred)
 CHANGES_AFTER = {"listener": ("load balancer", "target group")}
 
 LB, TG, LISTENER = "load balancer", "target group", "listener"
@@ -135,16 +135,37 @@ def observe(ctx: Context) -> Observed:
         arns = [x[k] for x, k in ((lb, "LoadBalancerArn"), (tg, "TargetGroupArn")) if x]
         if not arns:
             return Observed()
-        described, listeners, attributes = concurrently(
-            lambda: {d["ResourceArn"]: tags.as_dict(d.get("Tags")) for d in elb.describe_tags(ResourceArns=arns)["TagDescriptions"]},
+        listeners, attributes = concurrently(
             lambda: elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if lb else [],
             lambda: elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"] if tg else [],
         )
+        described = _inferred(ctx, lb, tg, listeners) or read_tags(ctx, arns)
     lb_found = Found(LB, lb_spec.name, lb["LoadBalancerArn"], (lb.get("State") or {}).get("Code", ""), described.get(lb["LoadBalancerArn"], {}), lb) if lb else None
     tg_found = Found(TG, tg_spec.name, tg["TargetGroupArn"], "", described.get(tg["TargetGroupArn"], {}), tg) if tg else None
     # A listener belongs with its load balancer: its tags are the load balancer's.
     found_listeners = tuple(Found(LISTENER, f"{lb_spec.name}:{x['Port']}", x["ListenerArn"], x.get("Protocol", ""), lb_found.tags, x) for x in listeners)
     return Observed(lb_found, tg_found, found_listeners, tuple((a["Key"], a["Value"]) for a in attributes))
+
+
+def read_tags(ctx: Context, arns: list[str]) -> dict[str, dict[str, str]]:
+    return {d["ResourceArn"]: tags.as_dict(d.get("Tags")) for d in client(ctx).describe_tags(ResourceArns=arns)["TagDescriptions"]}
+
+
+# The load balancer in this env's ALB group, and the target group its listener forwards to, are this
+# env's: each was made (or adopted) before the group was its and the listener forwarded there. Their
+# tags are then not read (one read less per look); a destroy reads them before deleting anything.
+INFERRED = "awsprac:inferred"
+
+
+def _inferred(ctx: Context, lb: dict | None, tg: dict | None, listeners: list[dict]) -> dict | None:
+    n = names(ctx.cfg)
+    group = ctx.observed["app-network"].get(n.alb) if "app-network" in ctx.observed else None
+    if lb is None or tg is None or group is None or not ctx.owns(group) or lb.get("SecurityGroups") != [group.id]:
+        return None
+    if not any(_forwards_to(Found(LISTENER, "", x["ListenerArn"], "", {}, x)) == tg["TargetGroupArn"] for x in listeners):
+        return None
+    lb[INFERRED] = tg[INFERRED] = True
+    return {lb["LoadBalancerArn"]: ctx.tags(n.alb), tg["TargetGroupArn"]: ctx.tags(n.backend)}
 
 
 def subnet_ids(ctx: Context, spec: LbSpec) -> list[str]:
@@ -367,7 +388,11 @@ def wait_active(ctx: Context, arn: str, name: str, timeout: float = 900.0) -> No
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
     """Listener, then target group and load balancer (at once; the load balancer waited until gone)."""
+    lb, tg = have.lb, have.tg
+    if any(f is not None and f.raw.get(INFERRED) for f in (lb, tg)):  # whose they are decides the delete: read
+        read = read_tags(ctx, [f.id for f in (lb, tg) if f is not None])
+        lb, tg = (Found(f.kind, f.name, f.id, f.state, read.get(f.id, {}), f.raw) if f is not None else None for f in (lb, tg))
     changes: list[Change] = []
     for listener in have.listeners:
-        changes += delete_change(NAME, listener, ctx)
-    return changes + delete_change(NAME, have.tg, ctx) + delete_change(NAME, have.lb, ctx)
+        changes += delete_change(NAME, Found(LISTENER, listener.name, listener.id, listener.state, lb.tags if lb else {}, listener.raw), ctx)
+    return changes + delete_change(NAME, tg, ctx) + delete_change(NAME, lb, ctx)

@@ -138,14 +138,27 @@ def observe(ctx: Context) -> Observed:
         role = batched.iam_role(ctx, spec.name)
         if role is not None:
             roles.append((spec.name, Found(ROLE, spec.name, role["Arn"], "", tags.as_dict(role.get("Tags")), role)))
-    policy = _policy(ctx, want[1].name, account)
+    execution = dict(roles).get(want[2].name)
+    policy = _policy(ctx, want[1].name, account, execution)
     return Observed(True, Found(SLR, SLR_NAME, slr["Arn"], "", {}, slr) if slr else None, tuple(roles), policy, account)
 
 
-def _policy(ctx: Context, name: str, account: str) -> Found | None:
+# A policy this env's execution role holds is this env's: made, or adopted, before the role was given it.
+# Its tags are then not read (one read less for every look); a destroy reads them before deleting it.
+INFERRED = "awsprac:from-role"
+
+
+def _policy(ctx: Context, name: str, account: str, execution: Found | None = None) -> Found | None:
     detail = batched.iam_policies(ctx).get(name)
     if detail is None:
         return None
+    attached = [p["PolicyArn"] for p in (execution.raw.get("AttachedManagedPolicies", []) if execution else [])]
+    if execution is not None and ctx.owns(execution) and detail["Arn"] in attached:
+        return Found(POLICY, name, detail["Arn"], "", ctx.tags(name), {**detail, INFERRED: True})
+    return _read_policy(ctx, name, detail)
+
+
+def _read_policy(ctx: Context, name: str, detail: dict) -> Found:
     iam = ctx.aws.client("iam")
     with translate("looking up", f"IAM policy {name}"):
         # The batched read gives every version's document but not the tags: whose it is, read by ARN.
@@ -326,4 +339,7 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
     changes: list[Change] = []
     for _, role in have.roles:
         changes += delete_change(NAME, role, ctx)
-    return changes + delete_change(NAME, have.policy, ctx)
+    policy = have.policy
+    if policy is not None and policy.raw.get(INFERRED):
+        policy = _read_policy(ctx, policy.name, policy.raw)  # whose it is decides the delete: read, not inferred
+    return changes + delete_change(NAME, policy, ctx)

@@ -108,12 +108,11 @@ def observe(ctx: Context) -> Observed:
         return Observed()
     n, client, logs = names(ctx.cfg), ecs(ctx), ctx.aws.client("logs")
     with translate("looking up", f"the app tier {n.backend}"):
-        parameter, clusters, services, groups, group_tags, latest = concurrently(
+        parameter, clusters, services, groups, latest = concurrently(
             lambda: _or_none(ctx.aws.client("ssm").get_parameter, Name=tag_parameter(ctx.cfg)),
             lambda: client.describe_clusters(clusters=[n.backend], include=["SETTINGS", "TAGS"]).get("clusters", []),
             lambda: _or_none(client.describe_services, cluster=n.backend, services=[n.backend], include=["TAGS"]),
             lambda: logs.describe_log_groups(logGroupNamePrefix=n.log_group).get("logGroups", []),
-            lambda: (_or_none(logs.list_tags_log_group, logGroupName=n.log_group) or {}).get("tags", {}),
             lambda: _or_none(client.describe_task_definition, taskDefinition=n.backend, include=["TAGS"]),
         )
         tag = parameter["Parameter"]["Value"] if parameter else None
@@ -127,6 +126,7 @@ def observe(ctx: Context) -> Observed:
         if tag and taskdef.image_tag(current_image) != tag:
             in_repo = _tag_in_repository(ctx, tag)
     group = next((g for g in groups if g["logGroupName"] == n.log_group), None)
+    group_tags = _log_group_tags(ctx, n.log_group, td) if group else {}
     return Observed(
         True, tag, in_repo,
         Found(CLUSTER, n.backend, cluster["clusterArn"], cluster.get("status", ""), from_ecs_tags(cluster.get("tags")), cluster) if cluster else None,
@@ -135,6 +135,21 @@ def observe(ctx: Context) -> Observed:
               from_ecs_tags(td.get("tags")), td["taskDefinition"]) if td else None,
         Found(SERVICE, n.backend, service["serviceArn"], _service_state(service), from_ecs_tags(service.get("tags")), service) if service else None,
     )
+
+
+def _log_group_tags(ctx: Context, name: str, td: dict | None) -> dict[str, str]:
+    """A log group this env's task definition writes to is this env's (made, or adopted, before the task
+    definition named it): its tags are not read. Otherwise, and before a delete, they are."""
+    if td is not None and tags.is_owned(from_ecs_tags(td.get("tags")), ctx.cfg.project, ctx.cfg.env):
+        options = (taskdef._container(td["taskDefinition"]).get("logConfiguration") or {}).get("options") or {}
+        if options.get("awslogs-group") == name:
+            return ctx.tags(name)
+    return read_log_group_tags(ctx, name)
+
+
+def read_log_group_tags(ctx: Context, name: str) -> dict[str, str]:
+    found = _or_none(ctx.aws.client("logs").list_tags_log_group, logGroupName=name)
+    return dict((found or {}).get("tags", {}))
 
 
 def _tag_in_repository(ctx: Context, tag: str) -> bool:
@@ -409,7 +424,10 @@ def _delete(ctx: Context, change: Change) -> None:
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
     changes = delete_change(NAME, have.service, ctx) + delete_change(NAME, have.taskdef, ctx) + delete_change(NAME, have.cluster, ctx)
-    if have.logs is not None and ctx.owns(have.logs) and not ctx.options.force:
-        return changes + [Change(NAME, Action.REPORT, LOGS, have.logs.name, have.logs.id,
+    logs = have.logs
+    if logs is not None:  # whose it is decides the delete: read, not inferred
+        logs = Found(LOGS, logs.name, logs.id, logs.state, read_log_group_tags(ctx, logs.name), logs.raw)
+    if logs is not None and ctx.owns(logs) and not ctx.options.force:
+        return changes + [Change(NAME, Action.REPORT, LOGS, logs.name, logs.id,
                                  note=f"kept: logs are data; `awsprac destroy --env {ctx.cfg.env} --force` deletes them too")]
-    return changes + delete_change(NAME, have.logs, ctx)
+    return changes + delete_change(NAME, logs, ctx)
