@@ -65,7 +65,7 @@ def test_us_east_1_has_its_own_table(make_ctx, cfg):
 def test_every_table_states_its_date_and_sources_and_has_every_price():
     keys = {"region", "currency", "as_of", "notice", "sources", "hours_per_month", "ec2_instance_hour", "ebs_gb_month",
             "nat_gateway_hour", "nat_gateway_gb", "public_ipv4_hour", "rds_instance_hour", "rds_storage_gb_month",
-            "rds_snapshot_gb_month", "secret_month", "ecr_gb_month"}
+            "rds_snapshot_gb_month", "secret_month", "ecr_gb_month", "fargate", "alb"}
     assert {"ap-northeast-1", "us-east-1"} <= set(cost.regions())
     for region in cost.regions():
         t = table(region)

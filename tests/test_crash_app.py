@@ -1,0 +1,92 @@
+"""Crash anywhere with the app tier on, re-run converges (test_crash.py's proxy and method, over the
+tier's writes too): `up` is SIGKILLed right after the k-th write AWS accepted, then a plain `up` runs;
+the result must equal a clean run's, with nothing left to do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import boto3
+import pytest
+
+from test_crash import exe, inventory, proxy, run_up  # noqa: F401  (fixtures and helpers)
+from test_e2e_app import enable_app, push_image
+
+pytestmark = pytest.mark.e2e
+
+# Writes of a clean `up` of stg with the tier on and an image released.
+WRITES_WITH_THE_APP = 68
+
+
+def app_inventory(endpoint: str) -> list[tuple[str, str]]:
+    def c(service):
+        return boto3.client(service, region_name="ap-northeast-1", endpoint_url=endpoint)
+
+    names = inventory(endpoint)
+    ecs, elb = c("ecs"), c("elbv2")
+    for cluster in ecs.describe_clusters(clusters=ecs.list_clusters()["clusterArns"], include=["SETTINGS"])["clusters"]:
+        names.append(("ecs cluster", f"{cluster['clusterName']} {cluster['status']} settings={cluster.get('settings')}"))
+        for arn in ecs.list_services(cluster=cluster["clusterArn"])["serviceArns"]:
+            s = ecs.describe_services(cluster=cluster["clusterArn"], services=[arn])["services"][0]
+            names.append(("ecs service", f"{s['serviceName']} {s['status']} desired={s['desiredCount']} td={s['taskDefinition'].rsplit('/', 1)[-1]}"))
+    names += [("task definition", a.rsplit("/", 1)[-1]) for a in ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]]
+    for lb in elb.describe_load_balancers()["LoadBalancers"]:
+        listeners = [f"{x['Protocol']} {x['Port']}" for x in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]]
+        names.append(("load balancer", f"{lb['LoadBalancerName']} listeners={listeners}"))
+    for tg in elb.describe_target_groups()["TargetGroups"]:
+        attributes = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]}
+        names.append(("target group", f"{tg['TargetGroupName']} delay={attributes['deregistration_delay.timeout_seconds']}"))
+    names += [("log group", f"{g['logGroupName']} retention={g.get('retentionInDays')}") for g in c("logs").describe_log_groups()["logGroups"]]
+    names += [("iam policy", p["PolicyName"]) for p in c("iam").list_policies(Scope="Local")["Policies"]]
+    for group in c("ec2").describe_security_groups()["SecurityGroups"]:
+        peers = sorted(f"{p.get('FromPort')}<-{g['GroupId'] and 'group'}" for p in group.get("IpPermissions", []) for g in p.get("UserIdGroupPairs", []))
+        if peers:
+            names.append(("group rules", f"{group['GroupName']} {peers}"))
+    return sorted(names)
+
+
+@pytest.fixture(scope="session")
+def clean_app():
+    return {}
+
+
+def clean(exe, awsprac, server, proxy, cache):  # noqa: F811
+    if "inventory" not in cache:
+        push_image(server, "abc1234")
+        code, out, err = run_up(exe, awsprac.cwd, proxy.endpoint)
+        assert code == 0, err
+        cache["inventory"] = app_inventory(server.endpoint)
+        cache["writes"] = proxy.writes
+        server.reset()
+        proxy.reset_counts()
+    return cache
+
+
+@pytest.fixture
+def app_on(awsprac):
+    enable_app(awsprac)
+    return awsprac
+
+
+def test_clean_run_write_count_with_the_app(exe, app_on, server, proxy, clean_app):  # noqa: F811
+    assert clean(exe, app_on, server, proxy, clean_app)["writes"] == WRITES_WITH_THE_APP, "update WRITES_WITH_THE_APP"
+
+
+# Every fifth write and the last one (CRASH_EVERY=1: all of them).
+CRASH_POINTS = sorted(set(range(2, WRITES_WITH_THE_APP + 1, int(os.environ.get("CRASH_EVERY", "5")))) | {WRITES_WITH_THE_APP})
+
+
+@pytest.mark.parametrize("k", CRASH_POINTS)
+def test_killed_after_write_k_with_the_app_then_rerun_equals_a_clean_run(k, exe, app_on, server, proxy, clean_app):  # noqa: F811
+    expected = clean(exe, app_on, server, proxy, clean_app)["inventory"]
+    push_image(server, "abc1234")
+    proxy.kill_after_write = k
+    code, out, err = run_up(exe, app_on.cwd, proxy.endpoint, proxy)
+    assert proxy.killed and code == -9, f"the run was not killed at write {k}: {err}"
+    proxy.kill_after_write = None
+    code, out, err = run_up(exe, app_on.cwd, server.endpoint)
+    assert code == 0, err
+    assert app_inventory(server.endpoint) == expected
+    plan = subprocess.run([exe, "plan", "--env", "stg"], cwd=app_on.cwd, env={**os.environ, "AWS_ENDPOINT_URL": server.endpoint}, capture_output=True, text=True)
+    assert "no changes, everything is in sync." in plan.stdout, plan.stdout + plan.stderr
