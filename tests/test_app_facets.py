@@ -35,16 +35,20 @@ def test_outputs_give_the_url_and_status_shows_every_resource_in_sync(built):
 
 
 def test_stop_parks_the_service_first_and_start_brings_it_back(built, capsys):
+    build(built(), ["rds"])
     calls = Calls()
     operate.stop(built(hooks=[("before-call.*.*", calls)]))
     assert desired_count() == 0
+    assert calls.writes.index("UpdateService") < calls.writes.index("StopDBInstance")  # its tasks use the DB
     assert "keeps billing while the service is parked" in capsys.readouterr().err
     again = Calls()
     operate.stop(built(hooks=[("before-call.*.*", again)]))
     assert [w for w in again.writes if w == "UpdateService"] == []  # already parked: nothing sent
     assert runner.plan(built(), runner.resolve(TIER)).changes == []  # parked is not drift
-    operate.start(built())
+    started = Calls()
+    operate.start(built(hooks=[("before-call.*.*", started)]))
     assert desired_count() == 1
+    assert started.writes.index("StartDBInstance") < started.writes.index("UpdateService")
 
 
 def test_cost_adds_fargate_and_the_alb_which_bills_while_parked(built):

@@ -141,12 +141,17 @@ CRASH_POINTS = sorted(set(range(1, WRITES_IN_A_CLEAN_UP + 1, int(os.environ.get(
 @pytest.mark.parametrize("k", CRASH_POINTS)
 def test_killed_after_write_k_then_rerun_equals_a_clean_run(k, exe, awsprac, server, proxy, clean_inventory):
     expected = clean(exe, awsprac, server, proxy, clean_inventory)["inventory"]
+    killed_then_rerun(k, exe, awsprac.cwd, server, proxy, expected, inventory)
+
+
+def killed_then_rerun(k, exe, cwd, server, proxy, expected, inventory_of) -> None:
+    """`up` killed right after write k, then a plain `up`: the env equals a clean run's, nothing left to do."""
     proxy.kill_after_write = k
-    code, out, err = run_up(exe, awsprac.cwd, proxy.endpoint, proxy)
+    code, out, err = run_up(exe, cwd, proxy.endpoint, proxy)
     assert proxy.killed and code == -9, f"the run was not killed at write {k}: {err}"
     proxy.kill_after_write = None
-    code, out, err = run_up(exe, awsprac.cwd, server.endpoint)
+    code, out, err = run_up(exe, cwd, server.endpoint)
     assert code == 0, err
-    assert inventory(server.endpoint) == expected
-    plan = subprocess.run([exe, "plan", "--env", "stg"], cwd=awsprac.cwd, env={**os.environ, "AWS_ENDPOINT_URL": server.endpoint}, capture_output=True, text=True)
+    assert inventory_of(server.endpoint) == expected
+    plan = subprocess.run([exe, "plan", "--env", "stg"], cwd=cwd, env={**os.environ, "AWS_ENDPOINT_URL": server.endpoint}, capture_output=True, text=True)
     assert "no changes, everything is in sync." in plan.stdout, plan.stdout + plan.stderr

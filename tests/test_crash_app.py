@@ -5,12 +5,11 @@ the result must equal a clean run's, with nothing left to do."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 import boto3
 import pytest
 
-from test_crash import exe, inventory, proxy, run_up  # noqa: F401  (fixtures and helpers)
+from test_crash import exe, inventory, killed_then_rerun, proxy, run_up  # noqa: F401  (fixtures and helpers)
 from test_e2e_app import enable_app, push_image
 
 pytestmark = pytest.mark.e2e
@@ -93,12 +92,4 @@ CRASH_POINTS = sorted(set(range(2, WRITES_WITH_THE_APP + 1, int(os.environ.get("
 def test_killed_after_write_k_with_the_app_then_rerun_equals_a_clean_run(k, exe, app_on, server, proxy, clean_app):  # noqa: F811
     expected = clean(exe, app_on, server, proxy, clean_app)["inventory"]
     release(server)
-    proxy.kill_after_write = k
-    code, out, err = run_up(exe, app_on.cwd, proxy.endpoint, proxy)
-    assert proxy.killed and code == -9, f"the run was not killed at write {k}: {err}"
-    proxy.kill_after_write = None
-    code, out, err = run_up(exe, app_on.cwd, server.endpoint)
-    assert code == 0, err
-    assert app_inventory(server.endpoint) == expected
-    plan = subprocess.run([exe, "plan", "--env", "stg"], cwd=app_on.cwd, env={**os.environ, "AWS_ENDPOINT_URL": server.endpoint}, capture_output=True, text=True)
-    assert "no changes, everything is in sync." in plan.stdout, plan.stdout + plan.stderr
+    killed_then_rerun(k, exe, app_on.cwd, server, proxy, expected, app_inventory)

@@ -50,6 +50,8 @@ def test_up_builds_section_11_and_a_second_look_has_nothing_to_do(app_env):
     ecs, elb = client("ecs"), client("elbv2")
     cluster = ecs.describe_clusters(clusters=[BACKEND], include=["SETTINGS", "TAGS"])["clusters"][0]
     assert cluster["settings"] == [{"name": "containerInsights", "value": "disabled"}]
+    # sent explicitly (an account setting may say otherwise; moto's default says disabled)
+    assert sent.of("CreateCluster")[0]["settings"] == [{"name": "containerInsights", "value": "disabled"}]
     assert sorted(cluster["capacityProviders"]) == ["FARGATE", "FARGATE_SPOT"]
     assert {t["key"]: t["value"] for t in cluster["tags"]} == {"Name": BACKEND, **OWNED}
     # security groups: the ALB's open on 80 (no certificate), the backend's on 8080 from the ALB's only
@@ -109,19 +111,28 @@ def test_up_builds_section_11_and_a_second_look_has_nothing_to_do(app_env):
 
 
 def test_aws_order_alb_then_listener_then_service(app_env):
-    """AWS refuses a service whose target group has no listener (moto does not): answered as AWS would."""
+    """AWS refuses a service whose target group has no listener (moto does not): answered as AWS would.
+    The listener's create is held back a moment, so a service that did not wait for it would come first."""
+    import threading
+
     push_image("abc1234")
-    done = []
+    done, service_tried = [], threading.Event()
 
     def aws_rules(model, **kwargs):
-        done.append(model.name)
-        if model.name == "CreateService" and "CreateListener" not in done:
-            from conftest import aws_error
+        if model.name == "CreateListener":
+            service_tried.wait(1.0)
+        if model.name == "CreateService":
+            service_tried.set()
+            if "CreateListener" not in done:
+                from conftest import aws_error
 
-            return aws_error("InvalidParameterException", "The target group with targetGroupArn ... does not have an associated load balancer.")
+                return aws_error("InvalidParameterException", "The target group with targetGroupArn ... does not have an associated load balancer.")
         return None
 
-    up(app_env(hooks=[("before-call.*.*", aws_rules)]))
+    def finished(model, **kwargs):
+        done.append(model.name)
+
+    up(app_env(hooks=[("before-call.*.*", aws_rules), ("after-call.*.*", finished)]))
     assert done.index("CreateLoadBalancer") < done.index("CreateListener") < done.index("CreateService")
     assert done.index("CreateTargetGroup") < done.index("CreateListener")
 
