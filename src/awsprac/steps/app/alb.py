@@ -68,10 +68,11 @@ class Observed:
     tg: Found | None = None
     listeners: tuple[Found, ...] = ()
     tg_attributes: tuple[tuple[str, str], ...] = ()
+    wanted: bool = True  # app.enabled
 
     @property
     def ready(self) -> bool:
-        return self.lb is not None and self.tg is not None and bool(self.listeners)
+        return not self.wanted or (self.lb is not None and self.tg is not None and bool(self.listeners))
 
     def resources(self) -> list[Found]:
         return [f for f in (self.lb, self.tg, *self.listeners) if f is not None]
@@ -125,7 +126,7 @@ def _none_if_missing(call, key: str, **kwargs) -> dict | None:
 def observe(ctx: Context) -> Observed:
     want = desired(ctx.cfg)
     if not want:
-        return Observed()
+        return Observed(wanted=False)
     elb, (lb_spec, tg_spec, _) = client(ctx), want
     with translate("looking up", f"load balancer {lb_spec.name} and target group {tg_spec.name}"):
         lb, tg = concurrently(
