@@ -1,6 +1,6 @@
 """awsprac benchmark: calls, wall time and concurrency of `up`, and start-up time of `--help`.
 
-    .venv/bin/python benches/bench.py [--delay 0.05] [--env stg]
+    .venv/bin/python benches/bench.py [--delay 0.05] [--env stg] [--app] [--timeline]
 
 Starts a moto server on 127.0.0.1 behind a proxy that adds `--delay` seconds to every request
 (a real region's round trip), then measures:
@@ -36,7 +36,7 @@ def start_moto(folder: Path) -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "MOTO_ECS_SERVICE_RUNNING": "1"}
     log = open(folder / "moto.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env)
     endpoint = f"http://127.0.0.1:{port}"
@@ -57,8 +57,28 @@ def warm_up(endpoint: str) -> None:
     session = boto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name="ap-northeast-1")
     for service, call in (("ec2", "describe_vpcs"), ("ssm", "describe_parameters"), ("sts", "get_caller_identity"),
                           ("iam", "list_roles"), ("rds", "describe_db_instances"), ("secretsmanager", "list_secrets"),
-                          ("ecr", "describe_repositories"), ("scheduler", "list_schedule_groups")):
+                          ("ecr", "describe_repositories"), ("scheduler", "list_schedule_groups"), ("ecs", "list_clusters"),
+                          ("elbv2", "describe_load_balancers"), ("logs", "describe_log_groups")):
         getattr(session.client(service, endpoint_url=endpoint), call)()
+
+
+def with_the_app(env_file: Path, endpoint: str, env: str) -> None:
+    """[app] enabled, and what `awsprac image release --record-tag` leaves: the repository (as awsprac
+    makes it), an image, its tag in SSM."""
+    import json
+
+    import boto3
+
+    head, app = env_file.read_text().split("[app]\n", 1)
+    env_file.write_text(head + "[app]\n" + app.replace("enabled = false", "enabled = true", 1))
+    session = boto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name="ap-northeast-1")
+    repo = f"aws-practice-{env}"
+    session.client("ecr", endpoint_url=endpoint).create_repository(repositoryName=repo, imageTagMutability="IMMUTABLE", tags=[
+        {"Key": "Name", "Value": repo}, {"Key": "awsprac:project", "Value": "aws-practice"}, {"Key": "awsprac:env", "Value": env}])
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"digest": "sha256:" + "b" * 64, "size": 1, "mediaType": "application/vnd.docker.container.image.v1+json"}, "layers": []}
+    session.client("ecr", endpoint_url=endpoint).put_image(repositoryName=repo, imageManifest=json.dumps(manifest), imageTag="bench01")
+    session.client("ssm", endpoint_url=endpoint).put_parameter(Name=f"image-tag-aws-practice-{env}", Value="bench01", Type="String")
 
 
 def awsprac(args: list[str], endpoint: str, cwd: Path) -> float:
@@ -87,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--delay", type=float, default=0.05, help="seconds added to every AWS request (default 0.05)")
     parser.add_argument("--env", default="stg")
+    parser.add_argument("--app", action="store_true", help="with the app tier on (and an image released before the cold up)")
     parser.add_argument("--timeline", action="store_true", help="also print every call of the cold up with its start and end (ms)")
     args = parser.parse_args()
 
@@ -94,6 +115,8 @@ def main() -> None:
     shutil.copytree(REPO / "envs", folder / "envs")
     moto, endpoint = start_moto(folder)
     warm_up(endpoint)
+    if args.app:
+        with_the_app(folder / "envs" / f"{args.env}.toml", endpoint, args.env)
     proxy = Proxy(endpoint, delay=args.delay).start()
     rows = []
     try:
