@@ -470,6 +470,36 @@ def doctor(env: str, as_json: bool) -> None:
     doctoring.run(_app(env), as_json)
 
 
+class _FamilyGroup(click.Group):
+    """A family's command group, defined in steps/<family>/commands.py and imported only when one of its
+    commands runs or its help is shown: `awsprac --help` never imports the family (nor boto3 through it)."""
+
+    def __init__(self, name: str, short_help: str):
+        super().__init__(name, short_help=short_help)
+        self._group: click.Group | None = None
+
+    def _loaded(self) -> click.Group:
+        if self._group is None:
+            import importlib
+
+            self._group = getattr(importlib.import_module(f"awsprac.steps.{self.name}.commands"), self.name)
+            self.help = self._group.help
+        return self._group
+
+    def list_commands(self, ctx):
+        return self._loaded().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        return self._loaded().get_command(ctx, name)
+
+    def format_help(self, ctx, formatter):
+        self._loaded()
+        super().format_help(ctx, formatter)
+
+
+cli.add_command(_FamilyGroup("app", "The API on ECS behind the load balancer: deploy, url, logs, exec."))
+
+
 @cli.command()
 @click.option("--port", default=0, show_default="a free port", help="Port on 127.0.0.1.")
 def sandbox(port: int) -> None:
