@@ -18,7 +18,6 @@ from awsprac.errors import AwspracError, MissingPrerequisite, UsageError
 CONTAINER = "api"
 ROLLOUT_TIMEOUT = 20 * 60.0  # seconds: the breaker needs >= 10 failed tasks before it rolls back
 POLL = 10.0
-EVENTS_SHOWN = 8
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # what docker accepts as a tag
 # Reasons a task stops with when it cannot reach ECR or Secrets Manager: the NAT is not forwarding.
 NO_EGRESS = (re.compile(r"CannotPullContainerError"), re.compile(r"ResourceInitializationError.*i/o timeout", re.S))
@@ -210,13 +209,9 @@ def watch(ctx, arn: str, ref: str, seen: set[str]) -> None:
 
 
 def fail(ctx, service: dict, arn: str, ref: str) -> None:
-    """Say what AWS said (latest events, stopped tasks' reasons) and what to do, then exit 1."""
+    """Say what AWS said (the stopped tasks' reasons; the service's events were shown as they came) and what
+    to do, then exit 1."""
     n, env = names(ctx.cfg), ctx.cfg.env
-    events = service.get("events", [])[:EVENTS_SHOWN]
-    if events:
-        ctx.report.info(f"latest events of {n.service}:")
-        for event in events:
-            ctx.report.info(f"  {event.get('createdAt', '')} {event['message']}")
     reasons = stopped_reasons(ctx, arn)
     if reasons:
         ctx.report.info("stopped tasks:")
