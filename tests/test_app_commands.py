@@ -195,6 +195,21 @@ def test_deploying_the_running_tag_changes_nothing(capsys, tier, calls):
     assert f"{NAME} already runs {URI}:old1 ({NAME}:1): nothing to deploy" in err
 
 
+def test_a_deploy_stopped_while_watching_is_watched_again_without_a_write(capsys, tier, calls, hooks):
+    rev2 = client("ecs").register_task_definition(**{
+        **{k: v for k, v in deployed(1)["taskDefinition"].items() if k in ("family", "networkMode", "requiresCompatibilities", "cpu", "memory")},
+        "containerDefinitions": [{**deployed(1)["taskDefinition"]["containerDefinitions"][0], "image": f"{URI}:new2"}],
+    })["taskDefinition"]["taskDefinitionArn"]
+    client("ecs").update_service(cluster=NAME, service=NAME, taskDefinition=rev2)  # then Ctrl-C while it rolled out
+    rollout = Rollout([("IN_PROGRESS", 0), ("IN_PROGRESS", 0), ("COMPLETED", 1)])
+    rollout.new_td = rev2
+    hooks.extend(rollout.hooks())
+    code, out, err = run(capsys, "app", "deploy", "--env", "stg", "--tag", "new2")
+    assert code == 0, err
+    assert f"{NAME} is already rolling out {URI}:new2 ({NAME}:2): watching it" in err
+    assert calls.writes == [] and rollout.polls == 3
+
+
 def test_a_revision_left_by_a_stopped_deploy_is_reused_not_registered_again(capsys, tier, calls, hooks):
     rollout = Rollout([("COMPLETED", 1)])
     hooks.extend(rollout.hooks())
