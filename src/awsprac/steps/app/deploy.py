@@ -71,6 +71,7 @@ def find_service(ctx) -> dict:
 
 def deploy(app, tag: str | None) -> None:
     from awsprac import image as images
+    from awsprac.aws import translate
 
     if tag is not None and not TAG.match(tag):
         raise UsageError(f"--tag {tag!r} is not an image tag (letters, digits, '_', '.', '-'; at most 128 characters)")
@@ -99,8 +100,6 @@ def deploy(app, tag: str | None) -> None:
             app.report.info(f"{n.service} is already rolling out {ref} ({_revision(arn)}): watching it")
     else:
         arn = register(ctx, current, ref)
-        from awsprac.aws import translate
-
         with translate("updating", f"ECS service {n.service}"):
             ctx.aws.client("ecs").update_service(cluster=n.cluster, service=n.service, taskDefinition=arn)
         app.report.applied(f"{n.service} -> {_revision(arn)} ({ref})")
@@ -122,7 +121,7 @@ def _image(definition: dict) -> str:
             return container["image"]
     raise AwspracError(
         f"task definition {definition['taskDefinitionArn']} has no container named {CONTAINER!r}: "
-        f"run `awsprac up --env <env>` to put the service back on awsprac's task definition"
+        f"`awsprac up` puts the service back on awsprac's task definition"
     )
 
 
