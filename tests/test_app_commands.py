@@ -15,7 +15,7 @@ import boto3
 import botocore.awsrequest
 import pytest
 
-from conftest import Calls, hook_every_session, run_cli as run
+from conftest import Calls, aws_error, hook_every_session, run_cli as run
 
 REGION = "ap-northeast-1"
 ACCOUNT = "123456789012"
@@ -385,7 +385,7 @@ import json, os, sys
 with open(os.environ["STAND_IN_PLUGIN_LOG"], "a") as f:
     f.write(json.dumps({"argv": sys.argv[1:], "session": os.environ.get("AWS_SSM_START_SESSION_RESPONSE")}) + "\\n")
 if sys.argv[1:] == ["--version"]:
-    print("1.2.650.0")
+    print(os.environ.get("STAND_IN_PLUGIN_VERSION", "1.2.650.0"))
 '''
 TASK = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{NAME}/5a6b7c"
 SESSION = {"sessionId": "ecs-execute-command-0a1b2c", "streamUrl": "wss://ssmmessages.ap-northeast-1.amazonaws.com/v1/data-channel/ecs-execute-command-0a1b2c?role=publish_subscribe",
@@ -409,8 +409,8 @@ def plugin(tmp_path, monkeypatch):
 class Tasks:
     """ECS with `running` tasks of the service, and ExecuteCommand answered as AWS does (moto lacks it)."""
 
-    def __init__(self, running: bool = True):
-        self.running = running
+    def __init__(self, running: bool = True, refuse: str = ""):
+        self.running, self.refuse = running, refuse
         self.executed: list[dict] = []
 
     def hooks(self):
@@ -428,6 +428,9 @@ class Tasks:
         self.executed.append(dict(params))
 
     def execute(self, **kwargs):
+        if self.refuse:
+            return aws_error(self.refuse, "The execute command failed because execute command was not enabled when the task was run "
+                             "or the execute command agent isn't running.")
         return answer({"clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{NAME}", "containerArn": f"{TASK}/api", "containerName": "api",
                        "interactive": True, "session": SESSION, "taskArn": TASK})
 
@@ -443,6 +446,23 @@ def test_exec_opens_a_shell_and_runs_the_plugin_as_the_aws_cli_does(capsys, tier
     assert session["argv"] == ["AWS_SSM_START_SESSION_RESPONSE", REGION, "StartSession", "",
                                json.dumps({"Target": f"ecs:{NAME}_5a6b7c_5a6b7c-0123456789"}), f"https://ecs.{REGION}.amazonaws.com"]
     assert json.loads(session["session"]) == SESSION  # the token goes in the environment, never in the process list
+
+
+def test_exec_gives_an_old_plugin_the_session_as_its_argument(capsys, tier, hooks, plugin, monkeypatch):
+    monkeypatch.setenv("STAND_IN_PLUGIN_VERSION", "1.2.497.0")  # the last version without the environment variable
+    hooks.extend(Tasks().hooks())
+    code, out, err = run(capsys, "app", "exec", "--env", "stg")
+    assert code == 0, err
+    version, session = plugin()
+    assert json.loads(session["argv"][0]) == SESSION and session["session"] is None
+
+
+def test_exec_into_a_task_without_the_exec_agent_says_how_to_get_one(capsys, tier, hooks, plugin):
+    hooks.extend(Tasks(refuse="TargetNotConnectedException").hooks())
+    code, out, err = run(capsys, "app", "exec", "--env", "stg")
+    assert code == 1 and [c["argv"] for c in plugin()] == [["--version"]]
+    assert err.startswith("error: task 5a6b7c does not accept ECS Exec (TargetNotConnectedException): ")
+    assert "`awsprac up --env stg`" in err and err.count("\n") == 1
 
 
 def test_exec_without_the_plugin_is_exit_2_with_nothing_sent(capsys, tier, calls, monkeypatch, tmp_path):
