@@ -185,14 +185,11 @@ def rollout(service: dict, arn: str) -> tuple[str, str]:
 def watch(ctx, arn: str, ref: str, seen: set[str]) -> None:
     """Poll the service until the rollout of `arn` completes (returns) or fails (DeployFailed), showing the
     service's new events as they come. A timeout leaves it rolling: the same command resumes the watch."""
-    from awsprac.aws import translate
-
     n = names(ctx.cfg)
     last: dict = {}
 
     def check() -> tuple[bool, str]:
-        with translate("watching", f"the rollout of ECS service {n.service}"):
-            last["service"] = service = ctx.aws.client("ecs").describe_services(cluster=n.cluster, services=[n.service])["services"][0]
+        last["service"] = service = find_service(ctx)
         for event in reversed(service.get("events", [])):
             if event["id"] not in seen:
                 seen.add(event["id"])
