@@ -61,7 +61,7 @@ def find_service(ctx) -> dict:
     if not live:
         raise MissingPrerequisite(
             f"no ECS service {n.service} in cluster {n.cluster}: {build_the_tier(ctx.cfg)} "
-            f"(with an image released first: `awsprac image release --env {ctx.cfg.env} --record-tag`)"
+            f"(with an image released first: `awsprac image release --env {ctx.cfg.env} --dockerfile-dir DIR --record-tag`)"
         )
     return live[0]
 
