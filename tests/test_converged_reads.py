@@ -5,8 +5,8 @@ from collections import Counter
 import boto3
 import pytest
 
-from awsprac import runner
-from awsprac.plan import Action
+from awsprac.engine import runner
+from awsprac.engine.plan import Action
 from awsprac.steps import nat
 from conftest import build
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from awsprac import cost, operate
-from awsprac.errors import UsageError
+from awsprac.commands import cost, park as operate
+from awsprac.engine.errors import UsageError
 
 from db_helpers import client, up
 
@@ -81,7 +81,7 @@ def test_an_unknown_region_names_the_regions_with_a_table():
 
 def test_cost_json_and_table_through_the_cli(built, monkeypatch, tmp_path, capsys):
     """The command itself, in-process (moto already holds the built env): JSON shape, and the table."""
-    from awsprac.app import App, Settings
+    from awsprac.engine.app import App, Settings
     from conftest import ENVS
 
     monkeypatch.setattr(App, "context", lambda self, **o: built)

@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from awsprac import cron, operate
-from awsprac.errors import AwspracError
+from awsprac.steps.scheduler import cron
+from awsprac.commands import park as operate
+from awsprac.engine.errors import AwspracError
 
 from db_helpers import DB, DescribeDb, Fail, client, ok, up
 
@@ -127,7 +128,7 @@ def test_a_busy_db_is_waited_on_until_it_can_be_stopped(built, make_ctx, clock, 
 
 
 def test_a_db_that_stays_busy_is_time_boxed_and_left_as_it_is(built, make_ctx, clock, monkeypatch):
-    from awsprac import rdsinstance
+    from awsprac.steps.rds import instance as rdsinstance
 
     monkeypatch.setattr(rdsinstance, "DB_WAIT", 120)  # the budget's size does not matter here, its end does
     busy = DescribeDb({"DBInstanceStatus": "backing-up"}, repeat_last=True)

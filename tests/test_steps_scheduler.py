@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from awsprac import runner, tags, waiting
-from awsprac.plan import Action
+from awsprac.engine import runner, tags, waiting
+from awsprac.engine.plan import Action
 
 from db_helpers import DB, OWNED, Fail, FakeClock, Recorder, client, db, destroy, ok, plan, up
 

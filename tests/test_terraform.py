@@ -10,8 +10,8 @@ import re
 import hcl2
 import pytest
 
-from awsprac import terraform
-from awsprac.errors import UsageError
+from awsprac.commands import export as terraform
+from awsprac.engine.errors import UsageError
 
 from conftest import ENVS
 from db_helpers import DB, SECRET, client, secret_value, up
@@ -263,7 +263,7 @@ def test_strings_are_written_literally_whatever_they_hold():
 
 
 def test_cli_writes_the_folder_refuses_to_overwrite_and_prints_json(mocked, cfg, make_ctx, tmp_path, monkeypatch, capsys):
-    from awsprac import cli
+    from awsprac.commands import cli
 
     up(make_ctx(), ["vpc", "subnets", "igw"])
     monkeypatch.chdir(tmp_path)

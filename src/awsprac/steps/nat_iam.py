@@ -11,12 +11,12 @@ import json
 import urllib.parse
 from dataclasses import dataclass
 
-from awsprac import batched, lookup, tags
-from awsprac.aws import error_code, is_not_found, translate
+from awsprac.engine import batched, lookup, tags
+from awsprac.engine.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
-from awsprac.context import Context
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, eventually, gone_is_fine, tag_fields
+from awsprac.engine.context import Context
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, eventually, gone_is_fine, tag_fields
 
 NAME = "nat-iam"
 REQUIRES: tuple[str, ...] = ()

@@ -15,14 +15,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from awsprac import lookup, tags
-from awsprac.aws import error_code, translate
+from awsprac.engine import lookup, tags
+from awsprac.engine.aws import error_code, translate
 from awsprac.config import EnvConfig
-from awsprac.dag import concurrently
-from awsprac.context import Context
-from awsprac.errors import AwspracError
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_when_free, eventually, gone_is_fine, retag, update
+from awsprac.engine.dag import concurrently
+from awsprac.engine.context import Context
+from awsprac.engine.errors import AwspracError
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, delete_when_free, eventually, gone_is_fine, retag, update
 from awsprac.steps import subnets as subnets_step
 
 NAME = "routes"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import dbsecret, tags
+from awsprac.steps.rds import dbsecret
+from awsprac.engine import tags
 from awsprac.config import EnvConfig
-from awsprac.context import Context
-from awsprac.lookup import Found
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, gone_is_fine, update
+from awsprac.engine.context import Context
+from awsprac.engine.lookup import Found
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, gone_is_fine, update
 
 NAME = "secrets"
 REQUIRES: tuple[str, ...] = ()

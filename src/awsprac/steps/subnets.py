@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import lookup, tags
-from awsprac.aws import translate
-from awsprac.cidr import split
+from awsprac.engine import lookup, tags
+from awsprac.engine.aws import translate
+from awsprac.engine.cidr import split
 from awsprac.config import EnvConfig
-from awsprac.context import Context
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
+from awsprac.engine.context import Context
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
 
 NAME = "subnets"
 REQUIRES = ("vpc",)

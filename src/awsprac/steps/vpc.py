@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import lookup, tags
-from awsprac.aws import is_not_found, translate
+from awsprac.engine import lookup, tags
+from awsprac.engine.aws import is_not_found, translate
 from awsprac.config import EnvConfig
-from awsprac.dag import concurrently
-from awsprac.context import Context
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
+from awsprac.engine.dag import concurrently
+from awsprac.engine.context import Context
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
 
 NAME = "vpc"
 REQUIRES: tuple[str, ...] = ()
