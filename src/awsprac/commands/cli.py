@@ -1,5 +1,8 @@
 """The command tree. Commands stay thin: parse, build the App, call plain functions.
 
+The env's lifecycle (init, plan, up, step, status, outputs, destroy, unlock, sandbox) and the walkers
+over every family (stop, start, cost, export terraform, doctor) are here; a family's own command group
+(`nat`, `db`, `image`, `profile`) is found by name in the registry and imported only when it is run.
 Nothing heavy is imported at module level (no boto3, no rich), so `--help` is instant.
 """
 
@@ -10,49 +13,38 @@ from pathlib import Path
 
 import click
 
+from awsprac import steps
 from awsprac.engine.app import Settings
-from awsprac.steps import ORDER as STEP_NAMES
+from awsprac.engine.options import ENV_OPTION, JSON_OPTION, app_for, global_options
 
 
-def _set(field: str):
-    def callback(ctx: click.Context, param: click.Parameter, value):
-        # A flag given after the command name overrides the same flag given before it.
-        if value is not None and value is not False:
-            setattr(ctx.ensure_object(Settings), field, value)
-        return value
+class _Root(click.Group):
+    """The root group: its own commands, and the families' groups, imported only when run (their short
+    help for `awsprac --help` comes from the registry, so listing them imports nothing)."""
 
-    return callback
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *steps.COMMANDS})
 
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        if name in steps.COMMANDS:
+            return steps.command_group(name)
+        return None
 
-GLOBAL_OPTIONS = [
-    click.option("--envs-dir", type=click.Path(file_okay=False, path_type=Path), default=None, expose_value=False,
-                 callback=_set("envs_dir"), help="Folder with <env>.toml files.  [default: ./envs]"),
-    click.option("--profile", default=None, expose_value=False, callback=_set("profile"),
-                 help="AWS profile (beats AWS_PROFILE and the env file's profile)."),
-    click.option("--region", default=None, expose_value=False, callback=_set("region"),
-                 help="AWS region (beats the env file's region)."),
-    click.option("--yes", "-y", is_flag=True, default=False, expose_value=False, callback=_set("yes"),
-                 help="Do not ask before changing anything."),
-    click.option("--verbose", "-v", is_flag=True, default=False, expose_value=False, callback=_set("verbose"),
-                 help="Say more about what happens (never secrets: AWS SDK logs stay quiet)."),
-    click.option("--debug", is_flag=True, default=False, expose_value=False, callback=_set("debug"),
-                 help="Show a traceback on unexpected errors."),
-    click.option("--sandbox", is_flag=True, default=False, expose_value=False, callback=_set("sandbox"),
-                 help="Run against a local AWS emulation (moto) on 127.0.0.1: no account needed, nothing real touched."),
-]
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(limit)))
+            else:
+                rows.append((name, click.Command(name, short_help=None, help=steps.COMMANDS[name][1]).get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
-def global_options(fn):
-    for option in reversed(GLOBAL_OPTIONS):
-        fn = option(fn)
-    return fn
-
-
-ENV_OPTION = click.option("--env", "-e", "env", required=True, metavar="ENV", help="Environment: reads ENVS_DIR/ENV.toml (stg, prd).")
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="awsprac", message="awsprac %(version)s")
 @global_options
 @click.pass_context
@@ -70,16 +62,6 @@ def cli(ctx: click.Context) -> None:
       awsprac destroy --env stg    delete what this env owns, after asking
     """
     ctx.ensure_object(Settings)
-
-
-def _app(env: str):
-    """The command's App; closed (its sandbox stopped) when the command ends, however it ends."""
-    from awsprac.engine.app import App
-
-    ctx = click.get_current_context()
-    app = App(ctx.find_object(Settings), env)
-    ctx.call_on_close(app.close)
-    return app
 
 
 @cli.command()
@@ -105,7 +87,7 @@ def plan(env: str, as_json: bool) -> None:
     """
     from awsprac.commands import lifecycle
 
-    lifecycle.plan(_app(env), as_json)
+    lifecycle.plan(app_for(env), as_json)
 
 
 UP_OPTIONS = [
@@ -131,21 +113,21 @@ def up(env: str, **options) -> None:
     """
     from awsprac.commands import lifecycle
 
-    lifecycle.up(_app(env), None, options)
+    lifecycle.up(app_for(env), None, options)
 
 
 @cli.command(help=(
     "Build or reconcile one step. Its prerequisites must exist already.\n\n"
-    f"STEP, in dependency order: {', '.join(STEP_NAMES)}."
+    f"STEP, in dependency order: {', '.join(steps.ORDER)}."
 ))
-@click.argument("name", metavar="STEP", type=click.Choice(STEP_NAMES))
+@click.argument("name", metavar="STEP", type=click.Choice(steps.ORDER))
 @ENV_OPTION
 @up_options
 @global_options
 def step(name: str, env: str, **options) -> None:
     from awsprac.commands import lifecycle
 
-    lifecycle.up(_app(env), [name], options)
+    lifecycle.up(app_for(env), [name], options)
 
 
 @cli.command()
@@ -156,7 +138,7 @@ def status(env: str, as_json: bool) -> None:
     """Every resource of the env: name, id, state, and in sync / drifted / missing."""
     from awsprac.commands import lifecycle
 
-    lifecycle.status(_app(env), as_json)
+    lifecycle.status(app_for(env), as_json)
 
 
 @cli.command()
@@ -167,7 +149,7 @@ def outputs(env: str, as_json: bool) -> None:
     """Ids of what was built (vpc_id, subnet ids by name, igw_id, ...), for scripts."""
     from awsprac.commands import lifecycle
 
-    lifecycle.outputs(_app(env), as_json)
+    lifecycle.outputs(app_for(env), as_json)
 
 
 @cli.command()
@@ -185,142 +167,7 @@ def destroy(env: str, **options) -> None:
     """
     from awsprac.commands import lifecycle
 
-    lifecycle.destroy(_app(env), options)
-
-
-@cli.group()
-@global_options
-def profile() -> None:
-    """The CLI user's access key in the named profile aws-practice-terraform-ENV (SPEC section 1).
-
-    \b
-      awsprac profile import --env stg --csv FILE [--direnv]   the key the IAM console downloaded
-      awsprac profile create-user --env stg                   or: make user and key with admin credentials
-      awsprac profile check --env stg                         profile, identity, account, region
-    """
-
-
-@profile.command("import", short_help="Put the key from the console's access-key CSV into the profile.")
-@ENV_OPTION
-@click.option("--csv", "csv_path", required=True, type=click.Path(path_type=Path), metavar="FILE",
-              help="The access-key CSV the IAM console downloaded (with or without a User name column).")
-@click.option("--direnv", is_flag=True, help="Also write `export AWS_PROFILE=...` (never keys) to ./.envrc.")
-@click.option("--force", is_flag=True, help="Replace a different key already in the profile (a backup is kept).")
-@global_options
-def profile_import(env: str, csv_path: Path, direnv: bool, force: bool) -> None:
-    """Write the CSV's key into ~/.aws/credentials and ~/.aws/config, keeping everything else as it is.
-
-    The key is checked with AWS (sts get-caller-identity, and the env's account pin) before anything is
-    written. Files are replaced atomically, mode 0600, with a timestamped backup.
-    """
-    from awsprac.steps.profile import keys as profiles
-
-    profiles.import_csv(_app(env), csv_path, direnv, force)
-
-
-@profile.command("create-user", short_help="Create the IAM user and its key with admin credentials, into the profile.")
-@ENV_OPTION
-@click.option("--force", is_flag=True, help="Replace a different key already in the profile (a backup is kept).")
-@global_options
-def profile_create_user(env: str, force: bool) -> None:
-    """With administrator credentials (--profile): the IAM user aws-practice-terraform-ENV, no console access,
-    AdministratorAccess, and an access key written straight into the profile (no CSV on disk).
-
-    Safe to run again: an existing user and a key already in the profile are kept.
-    """
-    from awsprac.steps.profile import keys as profiles
-
-    profiles.create_user(_app(env), force)
-
-
-@profile.command("check", short_help="Check the profile: identity, account pin, region.")
-@ENV_OPTION
-@global_options
-def profile_check(env: str) -> None:
-    """The env's profile (or --profile): it resolves, whose it is, the account pin, the region."""
-    from awsprac.steps.profile import keys as profiles
-
-    profiles.check(_app(env))
-
-
-@cli.group()
-@global_options
-def image() -> None:
-    """Build and push the API's container image to the env's ECR repository (the guide's Makefile).
-
-    \b
-      awsprac image release --env stg --dockerfile-dir ./api [--record-tag]   login, build, push
-      awsprac image uri --env stg                                             URI:tag recorded in SSM
-
-    The tag is `git rev-parse --short HEAD` of the Dockerfile folder's repository.
-    """
-
-
-DOCKERFILE_DIR = click.option("--dockerfile-dir", "folder", type=click.Path(path_type=Path), default=Path("."), show_default=True,
-                              metavar="DIR", help="Folder with the Dockerfile: the build context, in a git repository.")
-ALLOW_DIRTY = click.option("--allow-dirty", is_flag=True, help="Use the commit hash as the tag even with uncommitted changes in DIR.")
-PLATFORM = click.option("--platform", default="linux/amd64", show_default=True, help="Target platform of the image.")
-RECORD_TAG = click.option("--record-tag", "record", is_flag=True, help="Store the tag in SSM parameter image-tag-{project}-{env}.")
-
-
-@image.command("release")
-@ENV_OPTION
-@DOCKERFILE_DIR
-@ALLOW_DIRTY
-@PLATFORM
-@RECORD_TAG
-@global_options
-def image_release(env: str, folder: Path, allow_dirty: bool, platform: str, record: bool) -> None:
-    """Log in, build and push URI:<commit>; nothing to do when that tag is in the repository already."""
-    from awsprac.steps.ecr import image as images
-
-    images.release(_app(env), folder, platform, allow_dirty, record)
-
-
-@image.command("login")
-@ENV_OPTION
-@global_options
-def image_login(env: str) -> None:
-    """Log docker in to the env's registry (an ECR token, given on stdin; valid 12 hours)."""
-    from awsprac.steps.ecr import image as images
-
-    images.login_command(_app(env))
-
-
-@image.command("build")
-@ENV_OPTION
-@DOCKERFILE_DIR
-@ALLOW_DIRTY
-@PLATFORM
-@global_options
-def image_build(env: str, folder: Path, allow_dirty: bool, platform: str) -> None:
-    """docker build --platform PLATFORM -t URI:<commit> DIR."""
-    from awsprac.steps.ecr import image as images
-
-    images.build_command(_app(env), folder, platform, allow_dirty)
-
-
-@image.command("push")
-@ENV_OPTION
-@DOCKERFILE_DIR
-@ALLOW_DIRTY
-@RECORD_TAG
-@global_options
-def image_push(env: str, folder: Path, allow_dirty: bool, record: bool) -> None:
-    """docker push URI:<commit> (after `image login` and `image build`), unless the tag is there already."""
-    from awsprac.steps.ecr import image as images
-
-    images.push_command(_app(env), folder, allow_dirty, record)
-
-
-@image.command("uri")
-@ENV_OPTION
-@global_options
-def image_uri(env: str) -> None:
-    """Print URI:tag of the image recorded in SSM (for deploy scripts)."""
-    from awsprac.steps.ecr import image as images
-
-    images.uri_command(_app(env))
+    lifecycle.destroy(app_for(env), options)
 
 
 @cli.command()
@@ -333,7 +180,7 @@ def unlock(env: str) -> None:
     """
     from awsprac.commands import lifecycle
 
-    lifecycle.unlock(_app(env))
+    lifecycle.unlock(app_for(env))
 
 
 @cli.command()
@@ -345,9 +192,9 @@ def stop(env: str) -> None:
     Already stopped is fine; a busy DB (backing-up, modifying) is waited on. Prints when AWS starts the
     DB again by itself (7 days later) and when the weekly schedule next starts and stops it.
     """
-    from awsprac.commands import park as operate
+    from awsprac.commands import park
 
-    operate.command(_app(env), starting=False)
+    park.command(app_for(env), starting=False)
 
 
 @cli.command()
@@ -355,9 +202,9 @@ def stop(env: str) -> None:
 @global_options
 def start(env: str) -> None:
     """Start the NAT instance, then the DB (waits until both are up). Already running is fine."""
-    from awsprac.commands import park as operate
+    from awsprac.commands import park
 
-    operate.command(_app(env), starting=True)
+    park.command(app_for(env), starting=True)
 
 
 @cli.command()
@@ -372,52 +219,9 @@ def cost(env: str, as_json: bool, nat_gb: float) -> None:
     Also what the NAT gateway design would cost instead of the NAT instance. Not a quote: see the
     price table's date and source in the output.
     """
-    from awsprac.commands import cost as costs
+    from awsprac.commands import cost as costing
 
-    costs.command(_app(env), as_json, nat_gb)
-
-
-@cli.group()
-def db() -> None:
-    """The database's credentials (kept in Secrets Manager, never printed)."""
-
-
-@db.command("reset-password")
-@ENV_OPTION
-@global_options
-def reset_password(env: str) -> None:
-    """Set a new master password on the DB instance and store it in its secret.
-
-    The fix when the instance exists but its secret `rds-main-ENV` is gone or holds no password.
-    The password is generated by Secrets Manager, stored first, then set; it is never shown.
-    """
-    from awsprac.steps.rds import admin as dbadmin
-
-    dbadmin.reset_password(_app(env))
-
-
-@cli.group()
-def nat() -> None:
-    """The NAT instance: bake its AMI so other envs (prd) launch from it; verify it forwards."""
-
-
-@nat.command("bake-ami")
-@ENV_OPTION
-@click.option("--share-with", default="", metavar="ACCOUNT", help="Also let this AWS account (the prd account) launch it.")
-@click.option("--no-reboot", is_flag=True, help="Do not reboot the instance first (no egress gap; the image may miss unwritten disk data).")
-@global_options
-def bake_ami(env: str, share_with: str, no_reboot: bool) -> None:
-    """Bake the AMI {project}-nat-instance from the env's NAT instance (8 GiB gp3; reused if it exists).
-
-    Reboots the instance unless --no-reboot (asks first). Then, in envs/prd.toml under [nat]:
-    ami = "{project}-nat-instance" and ami_owner = this account.
-    """
-    from awsprac import config
-    from awsprac.steps.nat import ami as nat_ami
-
-    if share_with and not config.ACCOUNT.match(share_with):
-        raise click.BadParameter(f"{share_with!r} must be a 12-digit AWS account id", param_hint="--share-with")
-    nat_ami.bake(_app(env), share_with, no_reboot)
+    costing.command(app_for(env), as_json, nat_gb)
 
 
 @cli.group()
@@ -440,19 +244,7 @@ def export_terraform(env: str, out: Path | None, force: bool, as_json: bool) -> 
     """
     from awsprac.commands import export as terraform
 
-    terraform.export_command(_app(env), out, force, as_json)
-
-
-@nat.command("verify")
-@ENV_OPTION
-@global_options
-def nat_verify(env: str) -> None:
-    """Prove the NAT instance forwards, from inside (SSM Run Command): IP forwarding, the MASQUERADE rule,
-    iptables enabled at boot, and outbound HTTPS. Exit 1 when a check fails. Changes nothing.
-    """
-    from awsprac.steps.nat import verify as natverify
-
-    natverify.run(_app(env))
+    terraform.export_command(app_for(env), out, force, as_json)
 
 
 @cli.command()
@@ -468,7 +260,7 @@ def doctor(env: str, as_json: bool) -> None:
     """
     from awsprac.commands import doctor as doctoring
 
-    doctoring.run(_app(env), as_json)
+    doctoring.run(app_for(env), as_json)
 
 
 @cli.command()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from awsprac.engine.app import App, Settings
+from awsprac.engine.app import App, Settings, ask
 from awsprac.engine.errors import Aborted, AwspracError
 
 
@@ -44,7 +42,7 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
     app.report.plan(planned, f"Plan for {app.title}")
     if not planned.actionable:
         return
-    _confirm(app, f"Apply {len(planned.actionable)} change(s) to env {app.cfg.env}?")
+    app.confirm(f"Apply {len(planned.actionable)} change(s) to env {app.cfg.env}?")
     # The plan was observed without the lock (a converged `up` writes nothing, not even a lock): under
     # it, each step is observed again just before its first write, and stops if it would do more than
     # the plan showed. That is a second plan, but pipelined into the apply instead of in front of it.
@@ -92,7 +90,7 @@ def destroy(app: App, options: dict | None = None) -> None:
             app.report.info(f"nothing owned by env {app.cfg.env} is left to delete")
         return
     if not (app.settings.yes or app.settings.sandbox):
-        typed = _ask(f"Type the env name ({app.cfg.env}) to delete these {len(planned.actionable)} resource(s)")
+        typed = ask(f"Type the env name ({app.cfg.env}) to delete these {len(planned.actionable)} resource(s)")
         if typed != app.cfg.env:
             raise Aborted("destroy cancelled: the env name was not typed; nothing was deleted")
     with lock.held(ctx, "destroy"):
@@ -105,7 +103,7 @@ def unlock(app: App) -> None:
 
     ctx = app.context()
     if not (app.settings.yes or app.settings.sandbox):
-        _confirm(app, f"Remove env {app.cfg.env}'s run lock even if a run still holds it?")
+        app.confirm(f"Remove env {app.cfg.env}'s run lock even if a run still holds it?")
     holder = lock.unlock(ctx)
     app.report.info(f"removed the lock held by {holder}" if holder else f"env {app.cfg.env} was not locked")
 
@@ -125,23 +123,6 @@ def sandbox(port: int) -> None:
         pass
     finally:
         box.stop()
-
-
-def _confirm(app: App, question: str) -> None:
-    if app.settings.yes or app.settings.sandbox:
-        return
-    answer = _ask(f"{question} [y/N]")
-    if answer.lower() not in ("y", "yes"):
-        raise Aborted("cancelled: nothing was changed")
-
-
-def _ask(prompt: str) -> str:
-    click.echo(f"{prompt}: ", nl=False, err=True)
-    line = sys.stdin.readline()
-    if not line:
-        click.echo("", err=True)
-        raise Aborted("no answer (standard input is closed): nothing was changed; pass --yes to skip the question")
-    return line.strip()
 
 
 def _finish(app: App, outcome, verb: str) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from awsprac.engine.errors import AccountMismatch
+from awsprac.engine.errors import AccountMismatch, Aborted
 
 
 @dataclass
@@ -77,6 +77,14 @@ class App:
             self.sandbox.stop()
             self.sandbox = None
 
+    def confirm(self, question: str) -> None:
+        """Ask before a change (--yes and the sandbox skip the question); no yes: nothing changed."""
+        if self.settings.yes or self.settings.sandbox:
+            return
+        answer = ask(f"{question} [y/N]")
+        if answer.lower() not in ("y", "yes"):
+            raise Aborted("cancelled: nothing was changed")
+
     @property
     def title(self) -> str:
         account = f" · account {self.identity.account}" if self.identity else ""
@@ -96,3 +104,16 @@ def check_account(clients, cfg) -> Identity:
             f"{cfg.account_id} (credentials: {identity.arn}); use the env's profile (--profile {cfg.profile_name})"
         )
     return identity
+
+
+def ask(prompt: str) -> str:
+    import sys
+
+    import click
+
+    click.echo(f"{prompt}: ", nl=False, err=True)
+    line = sys.stdin.readline()
+    if not line:
+        click.echo("", err=True)
+        raise Aborted("no answer (standard input is closed): nothing was changed; pass --yes to skip the question")
+    return line.strip()

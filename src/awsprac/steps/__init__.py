@@ -25,6 +25,21 @@ from types import ModuleType
 ORDER = ("profile", "vpc", "subnets", "igw", "nat-iam", "nat", "routes", "secrets", "rds", "ecr", "scheduler")
 
 
+# A family's own command group: its name under `awsprac`, the family package holding it in commands.py
+# (as `group`), and its one-line help for `awsprac --help` (listing it must not import the family).
+COMMANDS = {
+    "db": ("rds", "The database's credentials (kept in Secrets Manager, never printed)."),
+    "image": ("ecr", "Build and push the API's container image to the env's ECR repository (the guide's Makefile)."),
+    "nat": ("nat", "The NAT instance: bake its AMI so other envs (prd) launch from it; verify it forwards."),
+    "profile": ("profile", "The CLI user's access key in the named profile aws-practice-terraform-ENV (SPEC section 1)."),
+}
+
+
+def command_group(name: str):
+    family, _ = COMMANDS[name]
+    return importlib.import_module(f"awsprac.steps.{family}.commands").group
+
+
 def load(name: str) -> ModuleType:
     return importlib.import_module(f"awsprac.steps.{name.replace('-', '_')}")
 

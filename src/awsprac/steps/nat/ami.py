@@ -20,7 +20,6 @@ BROKEN = ("failed", "error", "invalid")
 
 def bake(app, share_with: str = "", no_reboot: bool = False) -> None:
     from awsprac.engine import runner
-    from awsprac.commands.lifecycle import _confirm
     from awsprac.steps import nat
 
     ctx = app.context()
@@ -44,7 +43,7 @@ def bake(app, share_with: str = "", no_reboot: bool = False) -> None:
         if instance.state not in ("running", "stopped"):
             raise UsageError(f"NAT instance {n.instance} ({instance.id}) is {instance.state}: bake it once it is running or stopped")
         if not no_reboot and instance.state == "running":
-            _confirm(app, f"Baking reboots NAT instance {n.instance} ({instance.id}): the private subnets lose "
+            app.confirm(f"Baking reboots NAT instance {n.instance} ({instance.id}): the private subnets lose "
                           "internet access for a minute or two (--no-reboot avoids it). Continue?")
         image_id = _create(ctx, instance, n.ami, no_reboot)
         report.info(f"baking AMI {n.ami} ({image_id}) from {n.instance} ({instance.id})")

@@ -15,7 +15,6 @@ from awsprac.engine.errors import AwspracError, UsageError
 
 
 def reset_password(app: App) -> None:
-    from awsprac.commands import lifecycle
     from awsprac.steps.rds import instance as rdsinstance
     from awsprac.steps import rds, secrets
 
@@ -36,7 +35,7 @@ def reset_password(app: App) -> None:
         )
     secret = dbsecret.find(ctx)
     where = f"secret {dbsecret.secret_name(cfg)}" + (" (restored from its scheduled deletion)" if secret and secret.pending_deletion else "")
-    commands._confirm(app, f"Set a new master password on DB instance {name} and store it in {where}? "
+    app.confirm(f"Set a new master password on DB instance {name} and store it in {where}? "
                            "Clients using the old password will fail to connect")
     password = dbsecret.generate_password(ctx)
     endpoint = db.get("Endpoint") or {}
