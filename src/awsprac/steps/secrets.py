@@ -191,3 +191,27 @@ def _delete(ctx: Context, change: Change) -> None:
         f"restores it (or `aws secretsmanager restore-secret --secret-id {change.name}`)"
     )
 
+
+
+# --- facets ---
+
+
+def export_terraform(ctx: Context, out) -> None:
+    from awsprac.engine.terraform import Resource
+
+    f = out.file("secrets.tf", (
+        "The DB credentials' secret (SPEC section 6): the secret only, never its value. An\n"
+        "aws_secretsmanager_secret_version would need the password in these files and would copy it into\n"
+        "Terraform's state; awsprac keeps writing the value (`awsprac db reset-password` replaces it)."
+    ))
+    state = ctx.observed[NAME].secret
+    if state is None:
+        out.missing(f"secret {ctx.cfg.name('rds-main-{env}')}")
+        return
+    raw = state.found.raw
+    attrs: dict = {"name": state.found.name, "description": raw.get("Description")}
+    if raw.get("KmsKeyId") and raw["KmsKeyId"] not in ("alias/aws/secretsmanager",):
+        attrs["kms_key_id"] = raw["KmsKeyId"]
+    attrs["recovery_window_in_days"] = ctx.cfg.secrets.recovery_window_days
+    attrs["tags"] = out.tags(state.found.name)
+    f.add(Resource("aws_secretsmanager_secret", "db", attrs, state.arn))

@@ -264,3 +264,32 @@ def _parse(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+# --- facets ---
+
+
+def export_terraform(ctx: Context, out) -> None:
+    from awsprac.engine.terraform import Block, Resource, jsonencode
+
+    f = out.file("ecr.tf", "The container registry and its lifecycle policy (SPEC section 7).")
+    have: Observed = ctx.observed[NAME]
+    if have.repo is None:
+        out.missing(f"ECR repository {repository_name(ctx.cfg)}")
+        return
+    raw = have.repo.raw
+    encryption = raw.get("encryptionConfiguration") or {"encryptionType": DEFAULT_ENCRYPTION}
+    enc: dict = {"encryption_type": encryption["encryptionType"]}
+    if encryption.get("kmsKey"):
+        enc["kms_key"] = encryption["kmsKey"]
+    repo = f.add(Resource("aws_ecr_repository", "main", {
+        "name": have.repo.name,
+        "image_tag_mutability": raw.get("imageTagMutability"),
+        "encryption_configuration": Block(enc),
+        "tags": out.tags(have.repo.name),
+    }, have.repo.name))
+    if have.policy is None:
+        out.missing(f"lifecycle policy of {have.repo.name}")
+        return
+    policy = jsonencode(have.policy) if isinstance(have.policy, dict) else str(have.policy)
+    f.add(Resource("aws_ecr_lifecycle_policy", "main", {"repository": repo.ref("name"), "policy": policy}, have.repo.name))

@@ -918,3 +918,8 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
             changes.append(Change(NAME, Action.REPORT, AMI, baked.name, baked.id,
                                   note=f"left alone: not tagged {tags.ENV_KEY}={ctx.cfg.env}, so not this env's to delete"))
     return changes
+
+
+# --- facets (see awsprac.steps) ---
+
+from awsprac.steps.nat.export import export_terraform  # noqa: E402  (after what it uses)

@@ -685,3 +685,8 @@ def _delete_db(ctx: Context, change: Change) -> None:
         return current is None, current.get("DBInstanceStatus", "") if current else "deleted"
 
     waiting.wait_for(ctx.report, f"DB instance {change.id} being deleted", gone, timeout=DB_WAIT, interval=POLL)
+
+
+# --- facets (see awsprac.steps) ---
+
+from awsprac.steps.rds.export import export_terraform  # noqa: E402  (after what it uses)

@@ -505,3 +505,8 @@ def _delete(ctx: Context, change: Change) -> None:
         for arn in have.attached:
             gone_is_fine(iam.detach_role_policy, RoleName=change.name, PolicyArn=arn)
         gone_is_fine(iam.delete_role, RoleName=change.name)
+
+
+# --- facets (see awsprac.steps) ---
+
+from awsprac.steps.scheduler.export import export_terraform  # noqa: E402  (after what it uses)
