@@ -8,6 +8,7 @@ import json
 import pytest
 
 from awsprac.commands import cost, park as operate
+from awsprac.engine import prices
 from awsprac.engine.errors import UsageError
 
 from db_helpers import client, up
@@ -66,8 +67,8 @@ def test_every_table_states_its_date_and_sources_and_has_every_price():
     keys = {"region", "currency", "as_of", "notice", "sources", "hours_per_month", "ec2_instance_hour", "ebs_gb_month",
             "nat_gateway_hour", "nat_gateway_gb", "public_ipv4_hour", "rds_instance_hour", "rds_storage_gb_month",
             "rds_snapshot_gb_month", "secret_month", "ecr_gb_month"}
-    assert {"ap-northeast-1", "us-east-1"} <= set(cost.regions())
-    for region in cost.regions():
+    assert {"ap-northeast-1", "us-east-1"} <= set(prices.regions())
+    for region in prices.regions():
         t = table(region)
         assert set(t) == keys and t["region"] == region
         assert "not a quote" in t["notice"].lower()

@@ -1,28 +1,21 @@
 """`awsprac doctor`: read-only checks for what breaks people, each finding with its exact fix.
 
-Every check is one small function `check_x(scan) -> list[Finding]`, registered in CHECKS: a new check
-is one more function. Checks share one Scan (the env's clients, config and a few cached reads) and
-never write anything. Unlike the steps, a check never stops at the first duplicate: it lists them all.
+Every check is one small function `check_x(scan) -> list[Finding]`. The generic ones are here (the
+account, duplicate names, orphans, foreign resources in the VPC: they read AWS kinds, not families); a
+family adds the checks of its own kind as its `doctor_checks` facet. Checks share one Scan (engine/
+doctor.py) and never write anything. Unlike the steps, a check never stops at the first duplicate: it
+lists them all.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Callable
 
 from awsprac.engine import lookup, tags
-from awsprac.engine.aws import is_not_found, translate
+from awsprac.engine.aws import translate
+from awsprac.engine.doctor import EC2_KINDS, NAT_INSTANCE, Finding, Scan, label
 from awsprac.engine.errors import AwspracError
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str  # which check found it
-    resource: str  # "kind name (id)"
-    problem: str
-    fix: str  # a command to run, or the console action to take
 
 
 class Unhealthy(AwspracError):
@@ -30,121 +23,6 @@ class Unhealthy(AwspracError):
 
     def __init__(self):
         super().__init__("")
-
-
-# --- what the checks share ---
-
-# The EC2 kinds steps look up by Name; per-VPC kinds are looked at inside the env's VPC only.
-NAT_INSTANCE = dataclasses.replace(lookup.INSTANCE, per_vpc=True)
-EC2_KINDS = (lookup.VPC, lookup.SUBNET, lookup.INTERNET_GATEWAY, lookup.SECURITY_GROUP, lookup.ROUTE_TABLE,
-             NAT_INSTANCE, lookup.NAT_GATEWAY, lookup.ELASTIC_IP)
-
-DELETE_COMMANDS = {
-    "vpc": "aws ec2 delete-vpc --vpc-id {id}",
-    "subnet": "aws ec2 delete-subnet --subnet-id {id}",
-    "internet gateway": "aws ec2 delete-internet-gateway --internet-gateway-id {id} (detach it first: aws ec2 detach-internet-gateway --internet-gateway-id {id} --vpc-id VPC_ID)",
-    "security group": "aws ec2 delete-security-group --group-id {id}",
-    "route table": "aws ec2 delete-route-table --route-table-id {id}",
-    "instance": "aws ec2 terminate-instances --instance-ids {id}",
-    "NAT gateway": "aws ec2 delete-nat-gateway --nat-gateway-id {id}",
-    "elastic IP": "aws ec2 release-address --allocation-id {id}",
-    "network interface": "aws ec2 delete-network-interface --network-interface-id {id}",
-    "secret": "aws secretsmanager delete-secret --secret-id {name} --recovery-window-in-days 7",
-    "IAM role": "aws iam delete-role --role-name {name} (detach its policies and remove it from instance profiles first)",
-    "DB instance": "aws rds delete-db-instance --db-instance-identifier {name} --final-db-snapshot-identifier {name}-final",
-}
-
-
-@dataclass
-class Scan:
-    """The env as the checks see it: reads made once, shared by every check."""
-
-    ctx: object  # awsprac.context.Context
-    pinned_account: str = ""
-
-    @property
-    def cfg(self):
-        return self.ctx.cfg
-
-    @property
-    def ec2(self):
-        return self.ctx.aws.ec2
-
-    def cli(self, command: str) -> str:
-        """An AWS CLI command aimed at the env's region and profile, so it can be pasted as it is."""
-        suffix = f" --region {self.cfg.region}"
-        if self.ctx.aws.profile:
-            suffix += f" --profile {self.ctx.aws.profile}"
-        head, sep, note = command.partition(" (")
-        return head + suffix + (f" ({note}" if sep else "")
-
-    def delete_command(self, kind: str, name: str, id: str) -> str:
-        template = DELETE_COMMANDS.get(kind)
-        if template is None:
-            return f"delete {kind} {name or id} in the AWS console"
-        return self.cli(template.format(id=id, name=name))
-
-    @cached_property
-    def desired(self) -> dict[str, set[str]]:
-        """Every name some step describes, by kind (all NAT modes: a mode switch leaves nothing orphaned)."""
-        from awsprac import steps
-        from awsprac.steps import nat
-
-        names: dict[str, set[str]] = {}
-        for step in steps.all_steps():
-            for spec in step.desired(self.cfg):
-                names.setdefault(spec.kind, set()).add(spec.name)
-        n = nat.names(self.cfg)
-        names.setdefault(lookup.ELASTIC_IP.kind, set()).update({n.instance_address, n.gateway_address})
-        names.setdefault(lookup.NAT_GATEWAY.kind, set()).add(n.gateway)
-        names.setdefault(NAT_INSTANCE.kind, set()).add(n.instance)
-        names.setdefault(lookup.SECURITY_GROUP.kind, set()).add(n.sg)
-        return names
-
-    @cached_property
-    def vpcs(self) -> list[lookup.Found]:
-        """Live VPCs carrying the env's VPC name (more than one is a duplicate finding)."""
-        with translate("looking up", f"vpc {self.cfg.vpc_name}"):
-            items = lookup.describe(self.ec2, lookup.VPC, [{"Name": "tag:Name", "Values": [self.cfg.vpc_name]}])
-        return [lookup.to_found(lookup.VPC, i) for i in items]
-
-    @property
-    def vpc_id(self) -> str | None:
-        """The env's VPC, when there is exactly one."""
-        return self.vpcs[0].id if len(self.vpcs) == 1 else None
-
-    @cached_property
-    def named(self) -> dict[str, list[lookup.Found]]:
-        """Per EC2 kind, every live resource carrying one of the names steps look up (in the env's VPC)."""
-        out: dict[str, list[lookup.Found]] = {}
-        for kind in EC2_KINDS:
-            wanted = sorted(self.desired.get(kind.kind, ()))
-            if not wanted:
-                continue
-            if kind is lookup.VPC:
-                out[kind.kind] = self.vpcs
-                continue
-            filters = [{"Name": "tag:Name", "Values": wanted}]
-            if kind.per_vpc:
-                if not self.vpc_id:
-                    continue
-                filters.append({"Name": "vpc-id", "Values": [self.vpc_id]})
-            with translate("looking up", f"{kind.kind}s of env {self.cfg.env}"):
-                out[kind.kind] = [lookup.to_found(kind, i) for i in lookup.describe(self.ec2, kind, filters)]
-        return out
-
-    def one(self, kind: lookup.Kind, name: str) -> lookup.Found | None:
-        matches = [f for f in self.named.get(kind.kind, []) if f.name == name]
-        return matches[0] if len(matches) == 1 else None
-
-    @cached_property
-    def owned_instances(self) -> list[lookup.Found]:
-        with translate("looking up", f"instances of env {self.cfg.env}"):
-            return lookup.find_owned(self.ec2, lookup.INSTANCE, self.cfg.project, self.cfg.env)
-
-
-def label(found: lookup.Found) -> str:
-    return f"{found.kind} {found.name} ({found.id})" if found.name else f"{found.kind} {found.id}"
 
 
 # --- the checks ---
@@ -302,84 +180,28 @@ def check_foreign_in_vpc(scan: Scan) -> list[Finding]:
     return findings
 
 
-def check_blackhole_routes(scan: Scan) -> list[Finding]:
-    """A route whose target is gone (a terminated NAT instance, a deleted NAT gateway): private hosts lose egress."""
-    from awsprac.steps import routes
-
-    cfg, findings = scan.cfg, []
-    for tier in ("private", "public"):
-        table = scan.one(lookup.ROUTE_TABLE, routes.table_name(tier, cfg))
-        if table is None:
-            continue
-        for route in table.raw.get("Routes", []):
-            if route.get("State") != "blackhole":
-                continue
-            destination = route.get("DestinationCidrBlock") or route.get("DestinationPrefixListId") or "?"
-            target = next((route[k] for k in ("NetworkInterfaceId", "InstanceId", "NatGatewayId", "GatewayId") if route.get(k)), "?")
-            findings.append(Finding(
-                "blackhole route", label(table),
-                f"route {destination} -> {target} is a blackhole (its target is gone): the {tier} subnets have no way out",
-                f"`awsprac up --env {cfg.env}` points it at the current NAT (launching one if needed); by hand: "
-                + scan.cli(f"aws ec2 replace-route --route-table-id {table.id} --destination-cidr-block {destination} --network-interface-id NAT_ENI_ID"),
-            ))
-    return findings
-
-
-def check_nat_source_dest(scan: Scan) -> list[Finding]:
-    """A NAT instance with the source/destination check on drops every packet it should forward."""
-    from awsprac.steps import nat
-
-    if scan.cfg.nat.mode != "instance":
-        return []
-    instance = scan.one(NAT_INSTANCE, nat.names(scan.cfg).instance)
-    if instance is None or not instance.raw.get("SourceDestCheck", False):
-        return []
-    return [Finding(
-        "NAT source/dest check", label(instance),
-        "source/destination check is ON: the instance drops the private subnets' traffic instead of forwarding it",
-        f"`awsprac up --env {scan.cfg.env}`, or: " + scan.cli(f"aws ec2 modify-instance-attribute --instance-id {instance.id} --no-source-dest-check"),
-    )]
-
-
-def check_secret_pending_deletion(scan: Scan) -> list[Finding]:
-    """A secret scheduled for deletion: its name cannot be reused, and the DB password in it is about to go."""
-    from awsprac.steps.rds import dbsecret
-
-    name = dbsecret.secret_name(scan.cfg)
-    sm = scan.ctx.aws.client("secretsmanager")
-    try:
-        secret = sm.describe_secret(SecretId=name)
-    except Exception as exc:
-        if is_not_found(exc):
-            return []
-        with translate("describing", f"secret {name}"):
-            raise
-    if not secret.get("DeletedDate"):
-        return []
-    return [Finding(
-        "secret pending deletion", f"secret {name}",
-        f"scheduled for deletion on {secret['DeletedDate']:%Y-%m-%d %H:%M} UTC: it holds the DB password, and its name cannot be reused until it is gone",
-        f"`awsprac up --env {scan.cfg.env}` restores it, or: " + scan.cli(f"aws secretsmanager restore-secret --secret-id {name}"),
-    )]
-
-
 Check = Callable[[Scan], list[Finding]]
 
 # Run in this order; check_account first: when it fails, the others would read the wrong account.
-CHECKS: tuple[Check, ...] = (
+GENERIC: tuple[Check, ...] = (
     check_account,
     check_duplicates,
     check_orphans_ec2,
     check_orphans_other,
     check_foreign_in_vpc,
-    check_blackhole_routes,
-    check_nat_source_dest,
-    check_secret_pending_deletion,
 )
 
 
-def examine(ctx, pinned_account: str = "", checks: tuple[Check, ...] = CHECKS) -> list[Finding]:
+def all_checks() -> tuple[Check, ...]:
+    """The generic checks, then each family's doctor_checks in the registry's order."""
+    from awsprac import steps
+
+    return GENERIC + tuple(check for step in steps.all_steps() for check in getattr(step, "doctor_checks", ()))
+
+
+def examine(ctx, pinned_account: str = "", checks: tuple[Check, ...] | None = None) -> list[Finding]:
     """Every check's findings, in order; after an account finding, nothing else is looked at."""
+    checks = all_checks() if checks is None else checks
     scan = Scan(ctx, pinned_account)
     findings: list[Finding] = []
     for check in checks:
@@ -400,7 +222,7 @@ def run(app, as_json: bool) -> None:
     ctx.cfg = dataclasses.replace(ctx.cfg, account_id=pinned)
     findings = examine(ctx, pinned)
     if as_json:
-        app.report.json({"env": app.cfg.env, "healthy": not findings, "checks": [c.__name__.removeprefix("check_") for c in CHECKS],
+        app.report.json({"env": app.cfg.env, "healthy": not findings, "checks": [c.__name__.removeprefix("check_") for c in all_checks()],
                          "findings": [dataclasses.asdict(f) for f in findings]})
     else:
         show(app.report, findings, f"Doctor for {app.title}")
@@ -410,7 +232,7 @@ def run(app, as_json: bool) -> None:
 
 def show(report, findings: list[Finding], title: str) -> None:
     if not findings:
-        report.line(f"{title}: healthy, {len(CHECKS)} checks found nothing wrong.")
+        report.line(f"{title}: healthy, {len(all_checks())} checks found nothing wrong.")
         return
     report.line(f"{title}: {len(findings)} problem(s)")
     for f in findings:

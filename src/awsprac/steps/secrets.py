@@ -215,3 +215,29 @@ def export_terraform(ctx: Context, out) -> None:
     attrs["recovery_window_in_days"] = ctx.cfg.secrets.recovery_window_days
     attrs["tags"] = out.tags(state.found.name)
     f.add(Resource("aws_secretsmanager_secret", "db", attrs, state.arn))
+
+
+def check_secret_pending_deletion(scan) -> list[Finding]:
+    """A secret scheduled for deletion: its name cannot be reused, and the DB password in it is about to go."""
+    from awsprac.engine.aws import is_not_found, translate
+    from awsprac.engine.doctor import Finding
+
+    name = dbsecret.secret_name(scan.cfg)
+    sm = scan.ctx.aws.client("secretsmanager")
+    try:
+        secret = sm.describe_secret(SecretId=name)
+    except Exception as exc:
+        if is_not_found(exc):
+            return []
+        with translate("describing", f"secret {name}"):
+            raise
+    if not secret.get("DeletedDate"):
+        return []
+    return [Finding(
+        "secret pending deletion", f"secret {name}",
+        f"scheduled for deletion on {secret['DeletedDate']:%Y-%m-%d %H:%M} UTC: it holds the DB password, and its name cannot be reused until it is gone",
+        f"`awsprac up --env {scan.cfg.env}` restores it, or: " + scan.cli(f"aws secretsmanager restore-secret --secret-id {name}"),
+    )]
+
+
+doctor_checks = (check_secret_pending_deletion,)

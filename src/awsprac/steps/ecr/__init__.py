@@ -293,3 +293,22 @@ def export_terraform(ctx: Context, out) -> None:
         return
     policy = jsonencode(have.policy) if isinstance(have.policy, dict) else str(have.policy)
     f.add(Resource("aws_ecr_lifecycle_policy", "main", {"repository": repo.ref("name"), "policy": policy}, have.repo.name))
+
+
+def cost_lines(ctx: Context, prices: dict, nat_gb: float) -> tuple[list, list[str]]:
+    from awsprac.engine.prices import GIB, Line, money
+
+    out: list[Line] = []
+    repo = ctx.observed[NAME].repo
+    if repo is not None:
+        size = _image_bytes(ctx, repo.name) / GIB
+        monthly = money(size * prices["ecr_gb_month"])
+        out.append(Line("ECR repository", repo.name, repo.name, "exists", monthly, monthly, f"{size:.2f} GB x {prices['ecr_gb_month']}/GB-month"))
+    return out, []
+
+
+def _image_bytes(ctx: Context, repository: str) -> int:
+    ecr = ctx.aws.client("ecr")
+    with translate("looking up", f"the images of ECR repository {repository}"):
+        pages = ecr.get_paginator("describe_images").paginate(repositoryName=repository)
+        return sum(i.get("imageSizeInBytes", 0) for page in pages for i in page["imageDetails"])

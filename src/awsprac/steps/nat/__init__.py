@@ -923,3 +923,5 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
 # --- facets (see awsprac.steps) ---
 
 from awsprac.steps.nat.export import export_terraform  # noqa: E402  (after what it uses)
+from awsprac.steps.nat.doctor import doctor_checks, doctor_names  # noqa: E402
+from awsprac.steps.nat.cost import cost_comparison, cost_comparison_text, cost_lines  # noqa: E402

@@ -690,3 +690,4 @@ def _delete_db(ctx: Context, change: Change) -> None:
 # --- facets (see awsprac.steps) ---
 
 from awsprac.steps.rds.export import export_terraform  # noqa: E402  (after what it uses)
+from awsprac.steps.rds.cost import cost_lines  # noqa: E402
