@@ -925,3 +925,4 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
 from awsprac.steps.nat.export import export_terraform  # noqa: E402  (after what it uses)
 from awsprac.steps.nat.doctor import doctor_checks, doctor_names  # noqa: E402
 from awsprac.steps.nat.cost import cost_comparison, cost_comparison_text, cost_lines  # noqa: E402
+from awsprac.steps.nat.park import PARK_LABEL, park_target  # noqa: E402

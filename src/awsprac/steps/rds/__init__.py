@@ -691,3 +691,4 @@ def _delete_db(ctx: Context, change: Change) -> None:
 
 from awsprac.steps.rds.export import export_terraform  # noqa: E402  (after what it uses)
 from awsprac.steps.rds.cost import cost_lines  # noqa: E402
+from awsprac.steps.rds.park import PARK_LABEL, park_target  # noqa: E402
