@@ -7,7 +7,7 @@ import pytest
 
 from awsprac.engine import runner
 from awsprac.engine.plan import Action
-from awsprac.steps import nat
+from awsprac.steps.nat import launch_image as nat
 from conftest import build
 
 ACCOUNT = "123456789012"

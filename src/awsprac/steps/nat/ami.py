@@ -11,6 +11,7 @@ from __future__ import annotations
 from awsprac.engine import lookup, tags, waiting
 from awsprac.engine.aws import error_code, is_not_found, translate
 from awsprac.engine.errors import AwspracError, UsageError
+from awsprac.steps.nat.launch_image import find_baked_ami
 
 ROOT_SIZE_GIB = 8
 ROOT_TYPE = "gp3"
@@ -27,7 +28,7 @@ def bake(app, share_with: str = "", no_reboot: bool = False) -> None:
     runner.observe_all(ctx, [nat])
     have = ctx.observed[nat.NAME]
     n = nat.names(cfg)
-    image = nat.find_baked_ami(ec2, n.ami)
+    image = find_baked_ami(ec2, n.ami)
     if image is not None and image.state in BROKEN:
         raise UsageError(
             f"AMI {n.ami} ({image.id}) is {image.state}: deregister it (EC2 console, or "

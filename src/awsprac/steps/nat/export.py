@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from awsprac.engine.context import Context
 from awsprac.engine.terraform import Block, Expr, Exporter, Resource, address_name, jsonencode, policy
+from awsprac.steps.nat.instance import security_groups_of
 
 
 def export_terraform(ctx: Context, out: Exporter) -> None:
@@ -57,7 +58,7 @@ def export_terraform(ctx: Context, out: Exporter) -> None:
                 f"NAT instance {instance.name} is {instance.state}: start it and export again, or Terraform would "
                 "read no public IP and plan to replace it"
             )
-        groups = [sg.ref() if sg is not None and g["GroupId"] == sg.import_id else g["GroupId"] for g in nat._groups(raw)]
+        groups = [sg.ref() if sg is not None and g["GroupId"] == sg.import_id else g["GroupId"] for g in security_groups_of(raw)]
         subnet = out.named("aws_subnet", n.subnet)
         resource = f.add(Resource("aws_instance", "nat", {
             "ami": raw["ImageId"],
