@@ -326,13 +326,20 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
     return changes
 
 
-# --- facets (see awsprac.steps) ---
+# --- the family's parts, imported last: they use the names above ---
 
-from awsprac.steps.nat.export import export_terraform  # noqa: E402  (after what it uses)
+from awsprac.steps.nat.security_group import (  # noqa: E402
+    apply_security_group, diff_security_group, find_security_group, read_rules,
+)
+from awsprac.steps.nat.instance import apply_instance, diff_instance, find_instances, subnet_name_of  # noqa: E402
+from awsprac.steps.nat.gateway import (  # noqa: E402
+    addresses_and_gateway, apply_address, apply_gateway, diff_address, diff_gateway,
+)
+from awsprac.steps.nat.launch_image import Image, deregister_ami, find_baked_ami, resolve_image  # noqa: E402
+
+# --- its other facets (see awsprac.steps) ---
+
+from awsprac.steps.nat.export import export_terraform  # noqa: E402
 from awsprac.steps.nat.doctor import doctor_checks, doctor_names  # noqa: E402
 from awsprac.steps.nat.cost import cost_comparison, cost_comparison_text, cost_lines  # noqa: E402
 from awsprac.steps.nat.park import PARK_LABEL, park_target  # noqa: E402
-from awsprac.steps.nat.security_group import apply_security_group, diff_security_group, read_rules, find_security_group  # noqa: E402
-from awsprac.steps.nat.instance import apply_instance, diff_instance, find_instances, subnet_name_of  # noqa: E402
-from awsprac.steps.nat.gateway import addresses_and_gateway, apply_address, apply_gateway, diff_address, diff_gateway  # noqa: E402
-from awsprac.steps.nat.launch_image import Image, deregister_ami, find_baked_ami, resolve_image  # noqa: E402

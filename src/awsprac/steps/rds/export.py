@@ -7,6 +7,7 @@ import dataclasses
 
 from awsprac.engine.context import Context
 from awsprac.engine.terraform import MANAGED_BY, Block, Expr, Exporter, Resource
+from awsprac.steps.rds.groups import read_on_its_own
 
 
 def export_terraform(ctx: Context, out: Exporter) -> None:
@@ -17,8 +18,8 @@ def export_terraform(ctx: Context, out: Exporter) -> None:
     sg_spec, sng_spec, pg_spec, db_spec = rds.desired(ctx.cfg)
     sg = out.security_group(f, "db", have.sg, sg_spec.name)
     # A look knows the groups the instance uses from its description; their own carry all they hold.
-    have = dataclasses.replace(have, subnet_group=rds.read_on_its_own(ctx, have.subnet_group),
-                               parameter_group=rds.read_on_its_own(ctx, have.parameter_group))
+    have = dataclasses.replace(have, subnet_group=read_on_its_own(ctx, have.subnet_group),
+                               parameter_group=read_on_its_own(ctx, have.parameter_group))
     subnet_group = None
     if have.subnet_group is None:
         out.missing(f"DB subnet group {sng_spec.name}")
