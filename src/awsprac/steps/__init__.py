@@ -40,8 +40,12 @@ def command_group(name: str):
     return importlib.import_module(f"awsprac.steps.{family}.commands").group
 
 
+# A family folder may hold more than one step: where a step lives when not at awsprac.steps.<name>.
+MODULES = {"nat-iam": "nat.iam"}
+
+
 def load(name: str) -> ModuleType:
-    return importlib.import_module(f"awsprac.steps.{name.replace('-', '_')}")
+    return importlib.import_module(f"awsprac.steps.{MODULES.get(name, name.replace('-', '_'))}")
 
 
 def all_steps() -> list[ModuleType]:

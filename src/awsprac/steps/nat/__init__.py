@@ -24,7 +24,7 @@ from awsprac.engine.context import Context
 from awsprac.engine.dag import concurrently
 from awsprac.engine.plan import Action, Change
 from awsprac.engine.reconcile import applying
-from awsprac.steps import nat_iam
+from awsprac.steps.nat import iam as nat_iam
 from awsprac.steps.subnets import subnet_name
 
 NAME = "nat"
