@@ -28,10 +28,17 @@ def update(ctx: Context, step: str, found: Found, fields: list[FieldDiff], spec=
     return [Change(step, action, found.kind, found.name, found.id, tuple(fields), spec=spec)]
 
 
-def retag(ctx: Context, found: Found) -> None:
-    add = tags.missing(found.tags, ctx.tags(found.name))
+def add_missing_tags(ctx: Context, have: dict[str, str], name: str, write) -> None:
+    """Adopting (or repairing) a resource: the ownership and Name tags it lacks, written in one call
+    `write(tag_list)` in its service's own words; nothing at all when none is missing."""
+    add = tags.missing(have, ctx.tags(name))
     if add:
-        ctx.aws.ec2.create_tags(Resources=[found.id], Tags=tags.as_list(add))
+        write(tags.as_list(add))
+
+
+def retag(ctx: Context, found: Found) -> None:
+    """An EC2 resource's missing tags."""
+    add_missing_tags(ctx, found.tags, found.name, lambda tag_list: ctx.aws.ec2.create_tags(Resources=[found.id], Tags=tag_list))
 
 
 def delete_change(step: str, found: Found | None, ctx: Context) -> list[Change]:

@@ -16,7 +16,7 @@ from awsprac.config import EnvConfig
 from awsprac.engine.context import Context
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import applying, gone_is_fine, update
+from awsprac.engine.reconcile import add_missing_tags, applying, gone_is_fine, update
 
 NAME = "secrets"
 REQUIRES: tuple[str, ...] = ()
@@ -137,9 +137,7 @@ def apply(ctx: Context, change: Change) -> None:
 def _reconcile(ctx: Context, spec: SecretSpec, state: dbsecret.SecretState) -> None:
     """Tags, rotation, values: only what differs (every put is a new version)."""
     sm = dbsecret.client(ctx)
-    add = tags.missing(state.found.tags, ctx.tags(spec.name))
-    if add:
-        sm.tag_resource(SecretId=state.arn, Tags=tags.as_list(add))
+    add_missing_tags(ctx, state.found.tags, spec.name, lambda tag_list: sm.tag_resource(SecretId=state.arn, Tags=tag_list))
     if state.rotation:
         sm.cancel_rotate_secret(SecretId=state.arn)
     fields = [f for f in value_fields(spec, state) if f.field != "rotation"]

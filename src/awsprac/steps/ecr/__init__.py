@@ -18,7 +18,7 @@ from awsprac.engine.context import Context
 from awsprac.engine.errors import AwsError
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import applying, delete_change, gone_is_fine, resource, update
+from awsprac.engine.reconcile import add_missing_tags, applying, delete_change, gone_is_fine, resource, update
 
 NAME = "ecr"
 REQUIRES: tuple[str, ...] = ()
@@ -206,9 +206,7 @@ def apply(ctx: Context, change: Change) -> None:
                     raise
         else:
             repo = ctx.observed[NAME].repo
-            add = tags.missing(repo.tags, ctx.tags(repo.name))
-            if add:
-                ecr.tag_resource(resourceArn=repo.raw["repositoryArn"], tags=tags.as_list(add))
+            add_missing_tags(ctx, repo.tags, repo.name, lambda tag_list: ecr.tag_resource(resourceArn=repo.raw["repositoryArn"], tags=tag_list))
             if repo.raw.get("imageTagMutability") != spec.tag_mutability:
                 ecr.put_image_tag_mutability(repositoryName=repo.name, imageTagMutability=spec.tag_mutability)
 

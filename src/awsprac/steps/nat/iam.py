@@ -16,7 +16,7 @@ from awsprac.engine.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.engine.context import Context
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import applying, eventually, gone_is_fine, tag_fields
+from awsprac.engine.reconcile import add_missing_tags, applying, eventually, gone_is_fine, tag_fields
 
 NAME = "nat-iam"
 REQUIRES: tuple[str, ...] = ()
@@ -231,12 +231,10 @@ def _ensure_profile(ctx: Context, iam, change: Change) -> None:
 
 
 def _retag(ctx: Context, iam, kind: str, name: str, have: dict) -> None:
-    add = tags.missing(have, ctx.tags(name))
-    if add:
-        if kind == ROLE:
-            iam.tag_role(RoleName=name, Tags=tags.as_list(add))
-        else:
-            iam.tag_instance_profile(InstanceProfileName=name, Tags=tags.as_list(add))
+    if kind == ROLE:
+        add_missing_tags(ctx, have, name, lambda tag_list: iam.tag_role(RoleName=name, Tags=tag_list))
+    else:
+        add_missing_tags(ctx, have, name, lambda tag_list: iam.tag_instance_profile(InstanceProfileName=name, Tags=tag_list))
 
 
 def _delete_profile(iam, name: str) -> None:

@@ -12,7 +12,7 @@ from awsprac.engine.dag import concurrently
 from awsprac.engine.errors import AwspracError
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import retag, update
+from awsprac.engine.reconcile import add_missing_tags, retag, update
 from awsprac.steps.rds.instance import EngineDefault, client as rds_client
 from awsprac.steps.rds import NAME, ParameterGroupSpec, SgSpec, SubnetGroupSpec, owned_db, desired
 
@@ -227,9 +227,7 @@ def _strip(rule: dict) -> dict:
 
 
 def retag_rds(ctx: Context, found: Found, arn: str) -> None:
-    add = tags.missing(found.tags, ctx.tags(found.name))
-    if add:
-        rds_client(ctx).add_tags_to_resource(ResourceName=arn, Tags=tags.as_list(add))
+    add_missing_tags(ctx, found.tags, found.name, lambda tag_list: rds_client(ctx).add_tags_to_resource(ResourceName=arn, Tags=tag_list))
 
 
 def apply_subnet_group(ctx: Context, change: Change) -> None:

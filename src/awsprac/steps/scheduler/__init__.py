@@ -25,7 +25,7 @@ from awsprac.engine.dag import concurrently
 from awsprac.engine.errors import AwspracError
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import applying, delete_change, gone_is_fine, update
+from awsprac.engine.reconcile import add_missing_tags, applying, delete_change, gone_is_fine, update
 
 NAME = "scheduler"
 # The role's policy and the schedules name the instance (its ARN is known from the account, region and
@@ -282,9 +282,7 @@ def _apply_group(ctx: Context, change: Change) -> None:
         )
         return
     group = ctx.observed[NAME].group
-    add = tags.missing(group.tags, ctx.tags(spec.name))
-    if add:
-        scheduler.tag_resource(ResourceArn=group.raw["Arn"], Tags=tags.as_list(add))
+    add_missing_tags(ctx, group.tags, spec.name, lambda tag_list: scheduler.tag_resource(ResourceArn=group.raw["Arn"], Tags=tag_list))
 
 
 def _wait_group_gone(ctx: Context, name: str) -> None:

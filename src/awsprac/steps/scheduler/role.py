@@ -11,7 +11,7 @@ from awsprac.engine.aws import error_code, translate
 from awsprac.engine.context import Context
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import gone_is_fine, update
+from awsprac.engine.reconcile import add_missing_tags, gone_is_fine, update
 from awsprac.steps.scheduler import ACTIONS, NAME, Observed, POLICY_NAME, PRINCIPAL, RoleSpec, desired
 
 
@@ -151,9 +151,7 @@ def apply_role(ctx: Context, change: Change) -> None:
         return
     have: Observed = ctx.observed[NAME]
     role = have.role
-    add = tags.missing(role.tags, ctx.tags(spec.name))
-    if add:
-        iam.tag_role(RoleName=spec.name, Tags=tags.as_list(add))
+    add_missing_tags(ctx, role.tags, spec.name, lambda tag_list: iam.tag_role(RoleName=spec.name, Tags=tag_list))
     if canonical(role.raw.get("AssumeRolePolicyDocument") or {}) != canonical(trust):
         iam.update_assume_role_policy(RoleName=spec.name, PolicyDocument=trust)
     current = have.inline.get(POLICY_NAME)
