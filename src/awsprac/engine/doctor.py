@@ -46,7 +46,7 @@ DELETE_COMMANDS = {
 class Scan:
     """The env as the checks see it: reads made once, shared by every check."""
 
-    ctx: object  # awsprac.context.Context
+    ctx: object  # awsprac.engine.context.Context
     pinned_account: str = ""
 
     @property

@@ -1,7 +1,7 @@
 """Step `nat`: the private subnets' way out (SPEC section 3), in one of three modes.
 
 - `instance` (default, about a tenth of a NAT gateway's cost): security group `{project}-nat-{env}`,
-  the NAT instance `{project}-nat-1a-{env}` (Amazon Linux 2023, user data from nat_userdata.py),
+  the NAT instance `{project}-nat-1a-{env}` (Amazon Linux 2023, user data from userdata.py),
   optionally an Elastic IP `{project}-nat-instance-1a-{env}`.
 - `gateway`: Elastic IP `{project}-nat-1a-{env}` and NAT gateway `{project}-nat-1a-{env}`.
 - `none`: nothing.
