@@ -202,6 +202,24 @@ class Exporter:
             return self.ctx.aws.client("iam").get_role(RoleName=role.name)["Role"].get("Description")
 
 
+    def iam_role(self, f: TfFile, label: str, role, inline: dict, attached) -> Resource:
+        """An IAM role, its inline policies and the managed policies attached to it."""
+        resource = f.add(Resource("aws_iam_role", label, {
+            "name": role.name,
+            "description": self.role_description(role),
+            "assume_role_policy": jsonencode(policy(role.raw.get("AssumeRolePolicyDocument"))),
+            "tags": self.tags(role.name),
+        }, role.name))
+        for policy_name, document in sorted(inline.items()):
+            f.add(Resource("aws_iam_role_policy", f"{label}_{address_name(policy_name)}", {
+                "name": policy_name, "role": resource.ref(), "policy": jsonencode(policy(document)),
+            }, f"{role.name}:{policy_name}"))
+        for arn in sorted(attached):
+            f.add(Resource("aws_iam_role_policy_attachment", f"{label}_{address_name(arn.rsplit('/', 1)[-1])}", {
+                "role": resource.ref("name"), "policy_arn": arn,
+            }, f"{role.name}/{arn}"))
+        return resource
+
     def security_group(self, f: TfFile, label: str, found, name: str) -> Resource | None:
         """The group and each of its rules, imported by their sgr- ids."""
         if found is None:

@@ -4,7 +4,7 @@ instance (mode instance), or the Elastic IP and NAT gateway (mode gateway)."""
 from __future__ import annotations
 
 from awsprac.engine.context import Context
-from awsprac.engine.terraform import Block, Expr, Exporter, Resource, address_name, jsonencode, policy
+from awsprac.engine.terraform import Block, Expr, Exporter, Resource
 from awsprac.steps.nat.instance import security_groups_of
 
 
@@ -27,16 +27,7 @@ def export_terraform(ctx: Context, out: Exporter) -> None:
     if iam.role is None:
         out.missing(f"IAM role {n.profile}")
     else:
-        role = f.add(Resource("aws_iam_role", "nat", {
-            "name": iam.role.name,
-            "description": out.role_description(iam.role),
-            "assume_role_policy": jsonencode(policy(iam.role.raw.get("AssumeRolePolicyDocument"))),
-            "tags": out.tags(iam.role.name),
-        }, iam.role.name))
-        for arn in sorted(iam.policies):
-            f.add(Resource("aws_iam_role_policy_attachment", f"nat_{address_name(arn.rsplit('/', 1)[-1])}", {
-                "role": role.ref("name"), "policy_arn": arn,
-            }, f"{iam.role.name}/{arn}"))
+        role = out.iam_role(f, "nat", iam.role, {}, iam.policies)
     profile = None
     if iam.profile is None:
         out.missing(f"instance profile {n.profile}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from awsprac.engine.context import Context
-from awsprac.engine.terraform import Block, Exporter, Resource, address_name, jsonencode, policy
+from awsprac.engine.terraform import Block, Exporter, Resource
 
 
 def export_terraform(ctx: Context, out: Exporter) -> None:
@@ -16,21 +16,7 @@ def export_terraform(ctx: Context, out: Exporter) -> None:
     if have.role is None:
         out.missing(f"IAM role {role_spec.name}")
     else:
-        raw = have.role.raw
-        role = f.add(Resource("aws_iam_role", "scheduler", {
-            "name": have.role.name,
-            "description": out.role_description(have.role),
-            "assume_role_policy": jsonencode(policy(raw.get("AssumeRolePolicyDocument"))),
-            "tags": out.tags(have.role.name),
-        }, have.role.name))
-        for policy_name, document in sorted(have.inline.items()):
-            f.add(Resource("aws_iam_role_policy", f"scheduler_{address_name(policy_name)}", {
-                "name": policy_name, "role": role.ref(), "policy": jsonencode(policy(document)),
-            }, f"{have.role.name}:{policy_name}"))
-        for arn in sorted(have.attached):
-            f.add(Resource("aws_iam_role_policy_attachment", f"scheduler_{address_name(arn.rsplit('/', 1)[-1])}", {
-                "role": role.ref("name"), "policy_arn": arn,
-            }, f"{have.role.name}/{arn}"))
+        role = out.iam_role(f, "scheduler", have.role, have.inline, have.attached)
     if have.group is None:
         out.missing(f"schedule group {group_spec.name}")
         return
