@@ -57,8 +57,22 @@ COMMANDS = {
 
 
 def command_group(name: str):
+    """The family's click group, from its commands.py alone: that module imports only click and the
+    engine's options, while the family's __init__ (its build facet) pulls in boto3. So `awsprac nat
+    --help` stays instant; running a command imports the rest of the family when it needs it."""
+    import sys
+    from importlib import util
+    from pathlib import Path
+
     family, _ = COMMANDS[name]
-    return importlib.import_module(f"awsprac.steps.{family}.commands").group
+    module_name = f"awsprac.steps.{family}.commands"
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = util.spec_from_file_location(module_name, Path(__file__).parent / family / "commands.py")
+        module = util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return module.group
 
 
 # A family folder may hold more than one step: where a step lives when not at awsprac.steps.<name>.
