@@ -352,7 +352,7 @@ def test_a_bad_since_is_exit_2(capsys, mocked):
 
 
 def test_logs_follow_prints_new_lines_once_and_ctrl_c_ends_it_cleanly(capsys, log_group, monkeypatch):
-    from awsprac import waiting
+    from awsprac.engine import waiting
 
     class Clock:
         pauses = 0
@@ -484,7 +484,7 @@ def test_help_lists_app_without_importing_it():
     import subprocess
 
     code = (
-        "import sys\nfrom awsprac.cli import main\n"
+        "import sys\nfrom awsprac.commands.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "print('LOADED', sorted(m for m in ('boto3', 'rich', 'awsprac.steps.app') if m in sys.modules))\n"
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import click
 
-from awsprac.cli import ENV_OPTION, _app, global_options
+from awsprac.engine.options import ENV_OPTION, app_for, global_options
 
 
-@click.group()
-def app() -> None:
+@click.group("app")
+@global_options
+def group() -> None:
     """The API on ECS Fargate behind the load balancer: deploy an image, its URL, its logs, a shell in it.
 
     \b
@@ -20,7 +21,7 @@ def app() -> None:
     """
 
 
-@app.command("deploy")
+@group.command("deploy")
 @ENV_OPTION
 @click.option("--tag", default=None, metavar="TAG", help="Image tag in the env's ECR repository.  [default: the tag recorded by `image release --record-tag`]")
 @global_options
@@ -32,21 +33,21 @@ def deploy(env: str, tag: str | None) -> None:
     """
     from awsprac.steps.app import deploy as deploying
 
-    deploying.deploy(_app(env), tag)
+    deploying.deploy(app_for(env), tag)
 
 
-@app.command("url")
+@group.command("url")
 @ENV_OPTION
 @global_options
 def url(env: str) -> None:
     """Print the API's address: http(s):// and the load balancer's DNS name."""
     from awsprac.steps.app import deploy as deploying
 
-    deploying.url(_app(env))
+    deploying.url(app_for(env))
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    from awsprac.errors import UsageError
+    from awsprac.engine.errors import UsageError
     from awsprac.steps.app import logs
 
     try:
@@ -55,7 +56,7 @@ def _since(ctx: click.Context, param: click.Parameter, value: str) -> int:
         raise click.BadParameter(str(exc).partition(": ")[2], ctx, param) from None
 
 
-@app.command("logs")
+@group.command("logs")
 @ENV_OPTION
 @click.option("--since", default="10m", show_default=True, callback=_since, metavar="AGE", help="How far back: 30s, 10m, 1h, 2d, 1w.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C.")
@@ -64,14 +65,14 @@ def logs(env: str, since: int, follow: bool) -> None:
     """The API containers' output, from the CloudWatch Logs group /ecs/{project}-backend-ENV."""
     from awsprac.steps.app import logs as reading
 
-    reading.show(_app(env), since, follow)
+    reading.show(app_for(env), since, follow)
 
 
-@app.command("exec")
+@group.command("exec")
 @ENV_OPTION
 @global_options
 def exec_(env: str) -> None:
     """Open a shell (/bin/sh) in the `api` container of a running task (ECS Exec, via session-manager-plugin)."""
     from awsprac.steps.app import exec as executing
 
-    executing.shell(_app(env))
+    executing.shell(app_for(env))

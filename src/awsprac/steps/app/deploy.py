@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from awsprac import waiting
-from awsprac.errors import AwspracError, MissingPrerequisite, UsageError
+from awsprac.engine import waiting
+from awsprac.engine.errors import AwspracError, MissingPrerequisite, UsageError
 
 CONTAINER = "api"
 ROLLOUT_TIMEOUT = 20 * 60.0  # seconds: the breaker needs >= 10 failed tasks before it rolls back
@@ -47,7 +47,7 @@ def build_the_tier(cfg) -> str:
 
 def find_service(ctx) -> dict:
     """The env's ECS service as AWS describes it; exit 2 saying how to build it when there is none."""
-    from awsprac.aws import error_code, translate
+    from awsprac.engine.aws import error_code, translate
 
     n = names(ctx.cfg)
     with translate("looking up", f"ECS service {n.service}"):
@@ -70,8 +70,8 @@ def find_service(ctx) -> dict:
 
 
 def deploy(app, tag: str | None) -> None:
-    from awsprac import image as images
-    from awsprac.aws import translate
+    from awsprac.steps.ecr import image as images
+    from awsprac.engine.aws import translate
 
     if tag is not None and not TAG.match(tag):
         raise UsageError(f"--tag {tag!r} is not an image tag (letters, digits, '_', '.', '-'; at most 128 characters)")
@@ -108,7 +108,7 @@ def deploy(app, tag: str | None) -> None:
 
 
 def task_definition(ctx, arn: str) -> dict:
-    from awsprac.aws import translate
+    from awsprac.engine.aws import translate
 
     with translate("reading", f"task definition {arn}"):
         answer = ctx.aws.client("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])
@@ -141,7 +141,7 @@ def revision_request(ecs, current: dict, ref: str, ownership: dict[str, str]) ->
 def register(ctx, current: dict, ref: str) -> str:
     """The new revision's ARN. The family's latest revision is reused when it is exactly this one (a deploy
     that stopped between registering and updating the service): no revision piles up per retry."""
-    from awsprac.aws import translate
+    from awsprac.engine.aws import translate
 
     ecs = ctx.aws.client("ecs")
     family = current["family"]
@@ -227,7 +227,7 @@ def fail(ctx, service: dict, arn: str, ref: str) -> None:
 
 def stopped_reasons(ctx, arn: str) -> dict[str, int]:
     """Distinct stoppedReason (and container reasons) of the service's stopped tasks of `arn`, with counts."""
-    from awsprac.aws import translate
+    from awsprac.engine.aws import translate
 
     n, ecs = names(ctx.cfg), ctx.aws.client("ecs")
     with translate("reading", f"the stopped tasks of ECS service {n.service}"):
@@ -247,7 +247,7 @@ def stopped_reasons(ctx, arn: str) -> dict[str, int]:
 
 
 def url(app) -> None:
-    from awsprac.aws import error_code, translate
+    from awsprac.engine.aws import error_code, translate
 
     ctx = app.context()
     n = names(app.cfg)

@@ -18,7 +18,7 @@ import signal
 import subprocess
 from contextlib import contextmanager
 
-from awsprac.errors import AwspracError, UsageError
+from awsprac.engine.errors import AwspracError, UsageError
 
 PLUGIN = "session-manager-plugin"
 INSTALL = "https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html"
@@ -28,7 +28,7 @@ COMMAND = "/bin/sh"
 
 
 def shell(app) -> None:
-    from awsprac.aws import error_code, translate
+    from awsprac.engine.aws import error_code, translate
     from awsprac.steps.app.deploy import CONTAINER, find_service, names
 
     plugin = shutil.which(PLUGIN)
@@ -69,7 +69,7 @@ def shell(app) -> None:
 
 def running_task(ctx, service: dict) -> dict:
     """A RUNNING task of the service whose `api` container runs and accepts ECS Exec; exit 2 when none does."""
-    from awsprac.aws import translate
+    from awsprac.engine.aws import translate
     from awsprac.steps.app.deploy import CONTAINER, names
 
     n, env = names(ctx.cfg), ctx.cfg.env

@@ -10,8 +10,8 @@ import re
 import time
 from datetime import datetime, timezone
 
-from awsprac import waiting
-from awsprac.errors import MissingPrerequisite, UsageError
+from awsprac.engine import waiting
+from awsprac.engine.errors import MissingPrerequisite, UsageError
 
 POLL = 5.0
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -62,7 +62,7 @@ class Reader:
         self.printed: set[str] = set()  # ids of printed events at timestamps >= self.last
 
     def print_from(self, start_ms: int) -> None:
-        from awsprac.aws import error_code, translate
+        from awsprac.engine.aws import error_code, translate
 
         if start_ms > self.last:
             self.last, self.printed = start_ms, set()
