@@ -1,8 +1,8 @@
 """`awsprac app deploy | url | logs | exec` through the command line, against in-process moto.
 
 The tier is made directly with boto3 (the way `up` or a person following the guide leaves it). moto
-starts no deployment on UpdateService and never runs a task: the rollout ECS would run (its deployments,
-events and stopped tasks) is scripted with botocore hooks, and ExecuteCommand (not implemented by moto)
+never runs a task, and (made faithful by awsprac's sandbox patch) completes every rollout at once: a
+rollout in progress or failing (its deployments, events and stopped tasks) is scripted with botocore hooks, and ExecuteCommand (not implemented by moto)
 is answered from a hook. A stand-in `session-manager-plugin` on PATH records how it is run.
 """
 
@@ -27,8 +27,8 @@ PASSWORD = "pa55-Secret-VALUE-never-shown"
 TD = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{NAME}"
 
 
-def client(service):
-    return boto3.client(service, region_name=REGION)
+def client(service, endpoint=None):
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
 
 
 def answer(parsed: dict):
@@ -36,29 +36,38 @@ def answer(parsed: dict):
     return botocore.awsrequest.AWSResponse("https://aws.invalid", 200, {}, None), {**parsed, "ResponseMetadata": {"HTTPStatusCode": 200}}
 
 
-def put_image(tag: str) -> None:
+def put_image(tag: str, endpoint=None) -> None:
     manifest = {
         "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7, "digest": f"sha256:{tag:0>64}"},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": f"sha256:{tag:f>64}"}],
     }
-    client("ecr").put_image(repositoryName=REPO, imageManifest=json.dumps(manifest), imageTag=tag)
+    client("ecr", endpoint).put_image(repositoryName=REPO, imageManifest=json.dumps(manifest), imageTag=tag)
+
+
+def make_image(endpoint=None) -> None:
+    """The ECR repository with images `old1` (running) and `new2` (recorded in SSM, as `image release --record-tag` leaves it)."""
+    client("ecr", endpoint).create_repository(repositoryName=REPO, imageTagMutability="IMMUTABLE")
+    put_image("old1", endpoint)
+    put_image("new2", endpoint)
+    client("ssm", endpoint).put_parameter(Name="image-tag-aws-practice-stg", Value="new2", Type="String")
 
 
 @pytest.fixture
 def image(mocked):
-    """The ECR repository with images `old1` (running) and `new2` (recorded in SSM, as `image release --record-tag` leaves it)."""
-    client("ecr").create_repository(repositoryName=REPO, imageTagMutability="IMMUTABLE")
-    put_image("old1")
-    put_image("new2")
-    client("ssm").put_parameter(Name="image-tag-aws-practice-stg", Value="new2", Type="String")
+    make_image()
 
 
 @pytest.fixture
 def tier(image, monkeypatch):
     """Cluster, task definition (secrets as ARNs of the DB secret's keys), service on `old1`, settled."""
-    secret = client("secretsmanager").create_secret(Name="rds-main-stg", SecretString=json.dumps({"DB_PASSWORD": PASSWORD, "DB_USER_NAME": "app"}))["ARN"]
-    ecs = client("ecs")
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")  # the first deployment COMPLETED, 1/1 running
+    return make_tier()
+
+
+def make_tier(endpoint=None) -> str:
+    secret = client("secretsmanager", endpoint).create_secret(Name="rds-main-stg", SecretString=json.dumps({"DB_PASSWORD": PASSWORD, "DB_USER_NAME": "app"}))["ARN"]
+    ecs = client("ecs", endpoint)
     ecs.create_cluster(clusterName=NAME)
     ecs.register_task_definition(
         family=NAME, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
@@ -71,7 +80,6 @@ def tier(image, monkeypatch):
         }],
         tags=[{"key": "Name", "value": NAME}, {"key": "awsprac:project", "value": "aws-practice"}, {"key": "awsprac:env", "value": "stg"}],
     )
-    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")  # the first deployment COMPLETED, 1/1 running
     ecs.create_service(cluster=NAME, serviceName=NAME, taskDefinition=f"{NAME}:1", desiredCount=1, launchType="FARGATE")
     return secret
 
@@ -480,13 +488,53 @@ def test_exec_without_a_running_task_is_exit_2(capsys, tier, hooks, plugin):
     assert err.startswith(f"error: no running task of ECS service {NAME} (desired 1, running 1): `awsprac app deploy --env stg` starts one")
 
 
-def test_help_lists_app_without_importing_it():
+@pytest.mark.parametrize("args, shows", [(["--help"], "  app "), (["app", "--help"], "  deploy "), (["app", "logs", "--help"], "--since AGE")])
+def test_help_lists_app_without_importing_it(args, shows):
     import subprocess
 
     code = (
         "import sys\nfrom awsprac.commands.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print('LOADED', sorted(m for m in ('boto3', 'rich', 'awsprac.steps.app') if m in sys.modules))\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in ('boto3', 'botocore', 'rich', 'awsprac.steps.app') if m in sys.modules))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert "  app " in proc.stdout and "LOADED []" in proc.stdout, proc.stdout + proc.stderr
+    assert shows in proc.stdout and "LOADED []" in proc.stdout, proc.stdout + proc.stderr
+
+
+# --- end to end: `awsprac app deploy` against `awsprac sandbox` (moto's server, made faithful by awsprac) ---
+
+
+def test_deploy_in_the_sandbox_rolls_out_a_new_tag_and_finishes(tmp_path):
+    """AWS starts a deployment on UpdateService and completes it; the sandbox must too, or the watch runs 20 minutes."""
+    import shutil
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    from conftest import ENVS
+
+    exe = shutil.which("awsprac", path=str(Path(sys.executable).parent)) or shutil.which("awsprac")
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "AWS_PROFILE")}
+    box = subprocess.Popen([exe, "sandbox"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        endpoint = box.stdout.readline().strip()
+        assert endpoint.startswith("http://127.0.0.1:")
+        make_image(endpoint)
+        make_tier(endpoint)
+        env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "NO_COLOR": "1"})
+
+        def deploy(*args):
+            return subprocess.run([exe, "--envs-dir", str(ENVS), "app", "deploy", "--env", "stg", *args], env=env, capture_output=True, text=True, timeout=60)
+
+        done = deploy("--tag", "new2")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"{URI}:new2\n"
+        assert "has reached a steady state" in done.stderr and "(aws-practice-backend-stg:2, 1/1 running)" in done.stderr
+        service = client("ecs", endpoint).describe_services(cluster=NAME, services=[NAME])["services"][0]
+        assert service["taskDefinition"] == f"{TD}:2" and service["runningCount"] == 1
+        assert [(d["status"], d["rolloutState"], d["taskDefinition"]) for d in service["deployments"]] == [("PRIMARY", "COMPLETED", f"{TD}:2")]
+        again = deploy("--tag", "new2")
+        assert again.returncode == 0 and "already runs" in again.stderr and "registered" not in again.stderr, again.stderr
+    finally:
+        box.send_signal(signal.SIGINT)
+        box.wait(timeout=30)

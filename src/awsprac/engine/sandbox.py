@@ -55,7 +55,15 @@ def faithful_moto() -> None:
 
     - CreateImage with TagSpecifications for the snapshot: AWS tags the AMI's snapshots; moto raises
       NotImplementedError (a 500). Here the image is made with its own tags and the snapshot tagged after.
+    - UpdateService with another task definition: AWS starts a new PRIMARY deployment and, when the tasks
+      come up healthy, completes it and drops the old one; moto only swaps the task definition, so a
+      rollout watch (`app deploy`) would wait forever. Here the rollout succeeds at once (see _rolled_out).
     """
+    _tag_ami_snapshots()
+    _rolled_out()
+
+
+def _tag_ami_snapshots() -> None:
     from moto.ec2.models.amis import AmiBackend
 
     if getattr(AmiBackend.create_image, "_awsprac", False):
@@ -72,3 +80,43 @@ def faithful_moto() -> None:
 
     create_image._awsprac = True  # type: ignore[attr-defined]
     AmiBackend.create_image = create_image
+
+
+def _rolled_out() -> None:
+    """UpdateService to a new task definition leaves what AWS shows once that rollout succeeded: one
+    deployment, PRIMARY, on the new revision, rolloutState COMPLETED, runningCount = desiredCount (the old
+    deployment, ACTIVE while it drained, is gone), and the service's events saying so. The same revision
+    again, or a service not on the ECS deployment controller, is left to moto."""
+    from moto.core.utils import utcnow
+    from moto.ecs.models import EC2ContainerServiceBackend
+    from moto.moto_api._internal import mock_random
+
+    if getattr(EC2ContainerServiceBackend.update_service, "_awsprac", False):
+        return
+    original = EC2ContainerServiceBackend.update_service
+
+    def update_service(self, service_properties):
+        wanted = service_properties.get("task_definition")
+        service = original(self, service_properties)
+        if not wanted or service.deployment_controller.get("type", "ECS") != "ECS":
+            return service
+        arn = self.describe_task_definition(wanted).arn
+        service.task_definition = arn  # AWS answers with the ARN, however the revision was named
+        primary = next((d for d in service.deployments if d.get("status") == "PRIMARY"), {})
+        if primary.get("taskDefinition") == arn:
+            return service
+        service.running_count, service.pending_count = service.desired_count, 0
+        now, deployment = utcnow(), f"ecs-svc/{mock_random.randint(0, 32**12)}"
+        service.deployments = [{
+            **primary, "id": deployment, "status": "PRIMARY", "taskDefinition": arn, "createdAt": now, "updatedAt": now,
+            "desiredCount": service.desired_count, "runningCount": service.desired_count, "pendingCount": 0, "failedTasks": 0,
+            "rolloutState": "COMPLETED", "rolloutStateReason": f"ECS deployment {deployment} completed.",
+        }]
+        for message in (f"(service {service.name}) has started {service.desired_count} tasks: (deployment {deployment}).",
+                        f"(service {service.name}) (deployment {deployment}) deployment completed.",
+                        f"(service {service.name}) has reached a steady state."):
+            service.events.insert(0, {"id": str(mock_random.uuid4()), "createdAt": now, "message": message})
+        return service
+
+    update_service._awsprac = True  # type: ignore[attr-defined]
+    EC2ContainerServiceBackend.update_service = update_service
