@@ -58,9 +58,32 @@ def faithful_moto() -> None:
     - UpdateService with another task definition: AWS starts a new PRIMARY deployment and, when the tasks
       come up healthy, completes it and drops the old one; moto only swaps the task definition, so a
       rollout watch (`app deploy`) would wait forever. Here the rollout succeeds at once (see _rolled_out).
+    - Concurrent requests: AWS answers each consistently; moto's backends are plain dicts that a read
+      iterates while another thread's create adds to them ("dictionary changed size during iteration"
+      in GetAccountAuthorizationDetails while awsprac applies steps at the same time). Here moto handles
+      one request at a time (see _one_request_at_a_time); awsprac still sends them concurrently.
     """
     _tag_ami_snapshots()
     _rolled_out()
+    _one_request_at_a_time()
+
+
+def _one_request_at_a_time() -> None:
+    import threading
+
+    from moto.core.responses import BaseResponse
+
+    if getattr(BaseResponse._dispatch, "_awsprac", False):
+        return
+    original = BaseResponse._dispatch
+    lock = threading.RLock()
+
+    def _dispatch(self, *args, **kwargs):
+        with lock:
+            return original(self, *args, **kwargs)
+
+    _dispatch._awsprac = True  # type: ignore[attr-defined]
+    BaseResponse._dispatch = _dispatch
 
 
 def _tag_ami_snapshots() -> None:
