@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from awsprac import config, runner
-from awsprac.errors import ConfigError
-from awsprac.plan import Action
+from awsprac.engine import runner
+
+from awsprac import config
+from awsprac.engine.errors import ConfigError
+from awsprac.engine.plan import Action
 from awsprac.steps.app import rollout
 
 from app_helpers import ALB, BACKEND, EXEC_ROLE, LOGS, POLICY, app_env, client, push_image  # noqa: F401
@@ -77,15 +79,16 @@ def test_the_db_rule_is_revoked_before_the_backend_group_goes(app_env, clock):
     assert sent.writes.index("RevokeSecurityGroupIngress") < sent.writes.index("DeleteSecurityGroup")
 
 
-def test_a_failed_rollout_says_why_with_events_and_stopped_reasons(app_env, clock):
+def test_a_failed_rollout_says_why_with_events_and_stopped_reasons(app_env, clock, capsys):
     push_image("abc1234")
     build(app_env(), TIER)
     reason = "ResourceInitializationError: unable to pull secrets or registry auth: ... dial tcp 10.0.2.1:443: i/o timeout"
 
     def failed(parsed, **kwargs):
         for service in parsed.get("services", []):
-            service["deployments"] = [{"status": "PRIMARY", "rolloutState": "FAILED", "runningCount": 0, "desiredCount": 1}]
-            service["events"] = [{"message": "(service x) deployment failed: tasks failed to start."}]
+            service["deployments"] = [{"status": "PRIMARY", "rolloutState": "FAILED", "runningCount": 0, "desiredCount": 1,
+                                       "taskDefinition": service["taskDefinition"]}]
+            service["events"] = [{"id": "e1", "message": "(service x) deployment failed: tasks failed to start."}]
 
     def stopped(model, params, **kwargs):
         if model.name == "ListTasks":
@@ -94,11 +97,14 @@ def test_a_failed_rollout_says_why_with_events_and_stopped_reasons(app_env, cloc
             return ok({"tasks": [{"stoppedReason": reason}]})
         return None
 
+    arn = client("ecs").describe_services(cluster=BACKEND, services=[BACKEND])["services"][0]["taskDefinition"]
     ctx = app_env(hooks=[("after-call.ecs.DescribeServices", failed), ("before-call.*.*", stopped)])
     with pytest.raises(rollout.RolloutFailed) as failure:
-        rollout.wait(ctx, BACKEND, BACKEND)
+        rollout.watch(ctx, arn, "abc1234", doing="rollout")
     text = str(failure.value)
-    assert "circuit breaker rolled it back" in text and reason in text and "tasks failed to start" in text and "NAT" in text
+    assert text.startswith(f"rollout of abc1234 to {BACKEND} failed") and "the NAT is probably not forwarding" in text
+    said = capsys.readouterr().err
+    assert reason in said and "tasks failed to start" in said  # the stopped tasks' reasons and the service's events
 
 
 def _load(tmp_path: Path, app: str) -> config.EnvConfig:

@@ -10,6 +10,13 @@ A family of four steps, each registered in `awsprac.steps`:
 - `app` (service.py): cluster, log group, task definition, service; the service's first rollout and
   the load balancer's provisioning are waited for at the same time (and alongside the RDS create).
 
-Its other facets live here too: cost.py, export.py, park.py (stop/start), doctor.py, status/outputs
-(through each step's Observed). Everything is off unless `[app] enabled = true`.
+Its other facets live here too: cost.py, export.py, park.py (stop/start), doctor.py, found by the
+walkers on step `app` (service.py re-exports them; it is last in the registry, so `stop` parks the
+service before the DB and the NAT instance, and `start` brings it back after them); status/outputs
+come through each step's Observed. rollout.py is the one rollout watch, for `up` and `app deploy`;
+common.py makes every name of the tier. Its command group (commands.py: deploy.py, logs.py, exec.py)
+is `awsprac app`. Everything is off unless `[app] enabled = true`.
+
+The registry loads the steps by their modules (steps.MODULES), so this module imports nothing: the
+family's light modules (common.py, commands.py) load without the steps' boto3.
 """

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import tags, waiting
-from awsprac.aws import error_code, is_not_found, translate
+from awsprac.engine import tags, waiting
+from awsprac.engine.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
-from awsprac.context import Context
-from awsprac.dag import concurrently
-from awsprac.lookup import Found
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, gone_is_fine, update
+from awsprac.engine.context import Context
+from awsprac.engine.dag import concurrently
+from awsprac.engine.lookup import Found
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, delete_change, gone_is_fine, update
 from awsprac.steps.app.common import listener_port, names
 
 NAME = "app-alb"
@@ -378,7 +378,7 @@ def wait_active(ctx: Context, arn: str, name: str, timeout: float = 900.0) -> No
         lb = _none_if_missing(elb.describe_load_balancers, "LoadBalancers", LoadBalancerArns=[arn])
         state = ((lb or {}).get("State") or {}).get("Code", "missing")
         if state in ("failed", "missing"):
-            from awsprac.errors import AwspracError
+            from awsprac.engine.errors import AwspracError
 
             raise AwspracError(f"load balancer {name} is {state}: {((lb or {}).get('State') or {}).get('Reason', 'see the console')}")
         return state == "active", state

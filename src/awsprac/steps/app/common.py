@@ -1,12 +1,13 @@
-"""Names and small helpers the app tier's steps share."""
+"""The app family's names (the one place they are made: steps, facets and commands read them here) and
+small helpers its steps share."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import tags
+from awsprac.engine import tags
 from awsprac.config import EnvConfig
-from awsprac.lookup import Found
+from awsprac.engine.lookup import Found
 
 CONTAINER = "api"  # the container's name in the task definition, and the target of the load balancer
 
@@ -18,6 +19,19 @@ class Names:
     execution_role: str
     secrets_policy: str
     log_group: str
+
+    # the cluster, the service and the task definition family all bear the backend's name
+    @property
+    def cluster(self) -> str:
+        return self.backend
+
+    @property
+    def service(self) -> str:
+        return self.backend
+
+    @property
+    def family(self) -> str:
+        return self.backend
 
 
 def names(cfg: EnvConfig) -> Names:

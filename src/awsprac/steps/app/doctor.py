@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def check_app(scan) -> list:
-    from awsprac.doctor import Finding
+    from awsprac.engine.doctor import Finding
     from awsprac.steps.app import alb, rollout, service
     from awsprac.steps.app.common import names
 
@@ -22,8 +22,8 @@ def check_app(scan) -> list:
         findings.append(Finding("app image", f"SSM parameter {service.tag_parameter(cfg)}",
                                 f"records tag {have.tag!r}, which the ECR repository does not hold", release))
     if have.service is not None and rollout.primary(have.service.raw).get("rolloutState") == "FAILED":
-        ecs = ctx.aws.client("ecs")
-        findings.append(Finding("app rollout", f"ECS service {n.backend}", rollout.failure_text(ecs, n.backend, have.service.raw),
+        raw = have.service.raw
+        findings.append(Finding("app rollout", f"ECS service {n.service}", "the rollout failed: " + rollout.failure_text(ctx, raw, rollout.primary(raw).get("taskDefinition", "")),
                                 f"fix what the events say, then `awsprac up --env {cfg.env}` (or `awsprac app deploy --env {cfg.env}`)"))
     if lb is not None and lb.state == "failed":
         findings.append(Finding("app load balancer", f"load balancer {n.alb} ({lb.id})", "failed to provision",
@@ -31,4 +31,4 @@ def check_app(scan) -> list:
     return findings
 
 
-CHECKS = (check_app,)
+doctor_checks = (check_app,)

@@ -12,15 +12,15 @@ import json
 import urllib.parse
 from dataclasses import dataclass
 
-from awsprac import batched, tags
-from awsprac.aws import error_code, translate
+from awsprac.engine import batched, tags
+from awsprac.engine.aws import error_code, translate
 from awsprac.config import EnvConfig
-from awsprac.context import Context
-from awsprac.lookup import Found
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, eventually, gone_is_fine, update
+from awsprac.engine.context import Context
+from awsprac.engine.lookup import Found
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, delete_change, eventually, gone_is_fine, update
 from awsprac.steps.app.common import names
-from awsprac.steps.nat_iam import _delete_role, _retag
+from awsprac.steps.nat.iam import _delete_role, _retag
 
 NAME = "app-iam"
 REQUIRES: tuple[str, ...] = ()

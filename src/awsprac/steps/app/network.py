@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import batched, sgrules, tags
+from awsprac.engine import batched, tags
+
+from awsprac.engine import sgrules
 from awsprac.config import EnvConfig
-from awsprac.context import Context
-from awsprac.lookup import Found
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, delete_when_free, network_interfaces, retag, update
-from awsprac.sgrules import ANYWHERE, Rule
+from awsprac.engine.context import Context
+from awsprac.engine.lookup import Found
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, delete_change, delete_when_free, network_interfaces, retag, update
+from awsprac.engine.sgrules import ANYWHERE, Rule
 from awsprac.steps.app.common import listener_port, names
 
 NAME = "app-network"
@@ -152,7 +154,7 @@ def apply(ctx: Context, change: Change) -> None:
             try:
                 ec2.authorize_security_group_egress(GroupId=sg.id, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANYWHERE}]}])
             except Exception as exc:
-                from awsprac.aws import error_code
+                from awsprac.engine.aws import error_code
 
                 if error_code(exc) != "InvalidPermission.Duplicate":
                     raise

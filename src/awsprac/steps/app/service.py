@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import tags, tokens, waiting
-from awsprac.aws import error_code, is_not_found, translate
+from awsprac.engine import tags, tokens, waiting
+from awsprac.engine.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
-from awsprac.context import Context
-from awsprac.dag import concurrently
-from awsprac.errors import AwspracError
-from awsprac.lookup import Found
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, gone_is_fine, update
+from awsprac.engine.context import Context
+from awsprac.engine.dag import concurrently
+from awsprac.engine.errors import AwspracError
+from awsprac.engine.lookup import Found
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, delete_change, gone_is_fine, update
 from awsprac.steps.app import rollout, taskdef
 from awsprac.steps.app.common import CONTAINER, ecs_tags, from_ecs_tags, names
 
@@ -394,7 +394,7 @@ def _apply_service(ctx: Context, change: Change) -> None:
             return
     # The rollout and the load balancer's provisioning, waited for at the same time.
     lb = alb.arn_of(ctx, alb.LB, n.alb)
-    concurrently(lambda: rollout.wait(ctx, n.backend, change.name), lambda: alb.wait_active(ctx, lb, n.alb) if lb else None)
+    concurrently(lambda: rollout.watch(ctx, td, rollout.revision(td), doing="rollout"), lambda: alb.wait_active(ctx, lb, n.alb) if lb else None)
 
 
 def _delete(ctx: Context, change: Change) -> None:
@@ -431,3 +431,11 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
         return changes + [Change(NAME, Action.REPORT, LOGS, logs.name, logs.id,
                                  note=f"kept: logs are data; `awsprac destroy --env {ctx.cfg.env} --force` deletes them too")]
     return changes + delete_change(NAME, logs, ctx)
+
+
+# --- the family's other facets, found on this step (the registry's last app step) by their walkers ---
+
+from awsprac.steps.app.cost import cost_lines  # noqa: E402,F401
+from awsprac.steps.app.doctor import doctor_checks  # noqa: E402,F401
+from awsprac.steps.app.export import export_terraform  # noqa: E402,F401
+from awsprac.steps.app.park import PARK_LABEL, park_target  # noqa: E402,F401

@@ -8,7 +8,7 @@ task start; no value is ever in the task definition, a log or the plan.
 from __future__ import annotations
 
 from awsprac.config import EnvConfig
-from awsprac.plan import FieldDiff
+from awsprac.engine.plan import FieldDiff
 from awsprac.steps.app.common import CONTAINER, ecs_tags, names
 
 KIND = "task definition"
@@ -91,7 +91,7 @@ def differences(have: dict, want: dict) -> list[FieldDiff]:
 
 def deregister_family(ecs, family: str) -> None:
     """Every ACTIVE revision of the family deregistered (AWS keeps them INACTIVE; nothing runs them)."""
-    from awsprac.reconcile import gone_is_fine
+    from awsprac.engine.reconcile import gone_is_fine
 
     arns = [a for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE") for a in page["taskDefinitionArns"]]
     for arn in arns:
