@@ -105,6 +105,20 @@ def mocked():
 
 
 @pytest.fixture
+def strict_aws(mocked):
+    """The strict layer (strict_aws.py) on for one in-process test: AWS's refusals moto forgives, and its
+    recorders (.gaps, .offline, .refused)."""
+    import strict_aws as layer
+
+    layer.install()
+    layer.STRICT.reset()
+    layer.STRICT.enabled = True
+    yield layer.STRICT
+    layer.STRICT.enabled = False
+    layer.STRICT.reset()
+
+
+@pytest.fixture
 def make_ctx(mocked, cfg):
     """A Context against in-process moto; `hooks` are botocore (event, handler) pairs registered first."""
     from awsprac import aws
@@ -233,12 +247,15 @@ def moto_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("moto-server")
     env = {
         **os.environ,
+        "STRICT_AWS_RECORD": str(folder / "strict.jsonl"),
         "MOTO_RECORDER_FILEPATH": str(folder / "recording.jsonl"),
         "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
         "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # 1,200 AMIs reloaded after every reset cost ~1 s
     }
     log = open(folder / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env)
+    # With the strict layer on (strict_aws.py): AWS's refusals and the egress/offline recorders.
+    server = Path(__file__).resolve().parent / "strict_server.py"
+    proc = subprocess.Popen([sys.executable, str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env)
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -249,15 +266,22 @@ def moto_server(tmp_path_factory):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"moto server did not start: {(folder / 'server.log').read_text()}")
             time.sleep(0.1)
-    yield endpoint
+    yield endpoint, folder / "strict.jsonl"
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
 
 
 class Server:
-    def __init__(self, endpoint: str):
+    def __init__(self, endpoint: str, strict_record: Path):
         self.endpoint = endpoint
+        self.strict_record = strict_record
+
+    def strict(self):
+        """What the strict layer recorded since the last reset: .gaps, .offline, .refused."""
+        import strict_aws
+
+        return strict_aws.read(self.strict_record)
 
     def post(self, path: str, data: bytes = b"") -> bytes:
         request = urllib.request.Request(self.endpoint + path, data=data, method="POST")
@@ -270,6 +294,7 @@ class Server:
 
     def reset(self) -> None:
         self.post("/moto-api/reset")
+        self.strict_record.write_text("")
 
     def start_recording(self) -> None:
         self.post("/moto-api/recorder/reset-recording")
@@ -310,7 +335,7 @@ def is_write(action: str) -> bool:
 
 @pytest.fixture
 def server(moto_server):
-    s = Server(moto_server)
+    s = Server(*moto_server)
     s.reset()
     return s
 
