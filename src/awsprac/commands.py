@@ -83,6 +83,9 @@ def destroy(app: App, options: dict | None = None) -> None:
     steps = runner.resolve(None)
     planned = runner.teardown_plan(ctx, steps)
     app.report.plan(planned, f"Destroy plan for {app.title}")
+    blockers = runner.destroy_blockers(ctx, steps)
+    if blockers:
+        raise AwspracError("destroy refused, nothing was deleted: " + "; ".join(blockers))
     if not planned.actionable:
         left = len(planned.changes)
         if left:

@@ -181,6 +181,13 @@ def teardown_plan(ctx: Context, steps: list[ModuleType]) -> Plan:
     return result
 
 
+def destroy_blockers(ctx: Context, steps: list[ModuleType]) -> list[str]:
+    """After teardown_plan: why the destroy must not start (something it keeps would strand what it
+    deletes). Steps say so with blocks_destroy(ctx, have)."""
+    found = (step.blocks_destroy(ctx, ctx.observed[step.NAME]) for step in ordered(steps) if step in steps and hasattr(step, "blocks_destroy"))
+    return [why for why in found if why]
+
+
 def destroy(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: bool = False) -> Outcome:
     """Delete in reverse dependency order: a step goes once everything that needs it is gone.
     `confirmed`: as for apply(), each step is observed again right before its deletes."""

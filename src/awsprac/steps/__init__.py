@@ -14,6 +14,7 @@ and, optionally:
     OBSERVES_AFTER = (step names,)        whose observation observe() reads, when fewer than REQUIRES:
                                           a look at the env need not wait for the others
     status_states(ctx, have) -> {(kind, name): state}   reads only `status` needs, kept out of `up`
+    blocks_destroy(ctx, have) -> str | None   why a destroy must not start at all (it would strand something)
 """
 
 from __future__ import annotations

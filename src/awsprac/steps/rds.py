@@ -592,6 +592,21 @@ def db_stays(ctx: Context) -> str | None:
     return None
 
 
+def blocks_destroy(ctx: Context, have: Observed) -> str | None:
+    """Why a destroy must not start at all: an instance it keeps would keep its network too (its
+    interfaces stay in the private subnets and its security group), so the subnets and the VPC could
+    not go and the env would be left half torn down. Terraform's prevent_destroy: refuse up front."""
+    stays = db_stays(ctx)
+    if stays is None:
+        return None
+    name, env = have.db.name, ctx.cfg.env
+    if ctx.owns(have.db):
+        return (f"DB instance {name} has deletion protection on and would keep its subnets, security group and VPC: "
+                f"`awsprac destroy --env {env} --force` turns protection off, takes a final snapshot and deletes it")
+    return (f"DB instance {name} is {stays}, so destroy leaves it, and it would keep its subnets and VPC: "
+            f"delete it yourself, or tag it {tags.ENV_KEY}={env} to let destroy take it")
+
+
 def teardown(ctx: Context, have: Observed) -> list[Change]:
     changes: list[Change] = []
     db = have.db
