@@ -248,6 +248,7 @@ def moto_server(tmp_path_factory):
     env = {
         **os.environ,
         "STRICT_AWS_RECORD": str(folder / "strict.jsonl"),
+        "STRICT_AWS_CONTROL": str(folder / "strict-nat-mode"),
         "MOTO_RECORDER_FILEPATH": str(folder / "recording.jsonl"),
         "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
         "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # 1,200 AMIs reloaded after every reset cost ~1 s
@@ -266,16 +267,21 @@ def moto_server(tmp_path_factory):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"moto server did not start: {(folder / 'server.log').read_text()}")
             time.sleep(0.1)
-    yield endpoint, folder / "strict.jsonl"
+    yield endpoint, folder
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
 
 
 class Server:
-    def __init__(self, endpoint: str, strict_record: Path):
+    def __init__(self, endpoint: str, folder: Path):
         self.endpoint = endpoint
-        self.strict_record = strict_record
+        self.strict_record = folder / "strict.jsonl"
+        self.strict_control = folder / "strict-nat-mode"
+
+    def nat_mode(self, mode: str) -> None:
+        """Tell the strict layer the NAT mode the env file now says (mode none: no default route is meant)."""
+        self.strict_control.write_text(mode)
 
     def strict(self):
         """What the strict layer recorded since the last reset: .gaps, .offline, .refused."""
@@ -295,6 +301,7 @@ class Server:
     def reset(self) -> None:
         self.post("/moto-api/reset")
         self.strict_record.write_text("")
+        self.nat_mode("instance")
 
     def start_recording(self) -> None:
         self.post("/moto-api/recorder/reset-recording")

@@ -42,13 +42,25 @@ class _Strict:
         self.records = Records()
         self.path = os.environ.get("STRICT_AWS_RECORD")
         self.in_use: dict[str, tuple[str, int]] = {}  # snapshot -> (image, refusals left)
-        self.history: dict[str, dict] = {}  # route table -> {"had": target kind or None, "lost": [moments]}
+        self.history: dict[str, str] = {}  # route table -> the kind of NAT its default route last led to
+
+        # The NAT mode the env file says (the test knows it, the emulation cannot): "none" means the private
+        # subnets are meant to have no default route. A server reads it from STRICT_AWS_CONTROL.
+        self.nat_mode = "instance"
+        self.control = os.environ.get("STRICT_AWS_CONTROL")
+        self.seen_mode: str | None = None
 
     def reset(self) -> None:
         with self.lock:
             self.records = Records()
             self.in_use.clear()
             self.history.clear()
+            self.nat_mode = "instance"
+
+    def configured_mode(self) -> str:
+        if self.control and os.path.exists(self.control):
+            return open(self.control).read().strip() or "instance"
+        return self.nat_mode
 
     def record(self, kind: str, entry: dict) -> None:
         with self.lock:
@@ -272,29 +284,28 @@ def _before_delete_internet_gateway(response) -> None:
 # A route whose NAT target is gone is a blackhole: the private subnets' traffic is dropped (VPC User
 # Guide, "Route tables": route state blackhole; "NAT instances" / "NAT gateways": to switch, point the
 # route at the new target, then remove the old one). A gap is any moment a table whose default route
-# led through a NAT had a blackhole there, or had none and then got a NAT route again (a delete-then-
-# create move). A table that loses its NAT route for good (nat.mode none) is not a gap.
+# leads through a NAT has it in state blackhole, or has none at all while a NAT mode is configured
+# (after it had one: a table still being built is not a gap). Removing it for nat.mode none is not a gap.
 
 
 def _watch_egress(ec2, action: str) -> None:
     with STRICT.lock:
+        mode = STRICT.configured_mode()
+        if mode != STRICT.seen_mode:  # the env file changed: what the tables had before no longer counts
+            STRICT.history.clear()
+            STRICT.seen_mode = mode
         for table in list(ec2.route_tables.values()):
             if not table.associations:
                 continue
             route = _default_route(table)
-            seen = STRICT.history.setdefault(table.id, {"had": None, "lost": []})
             kind = _nat_target(route) if route is not None else None
-            name = _name(table)
-            if route is not None and kind and _dead_target(route):
-                STRICT.record("gaps", {"table": name or table.id, "route": kind, "why": "blackhole", "after": action})
-                seen["had"] = kind
-            elif route is not None and kind:
-                for moment in seen["lost"]:
-                    STRICT.record("gaps", moment)
-                seen["lost"] = []
-                seen["had"] = kind
-            elif route is None and seen["had"]:
-                seen["lost"].append({"table": name or table.id, "route": seen["had"], "why": "no default route", "after": action})
+            name = _name(table) or table.id
+            if kind and _dead_target(route):
+                STRICT.record("gaps", {"table": name, "route": kind, "why": "blackhole", "after": action})
+            if kind:
+                STRICT.history[table.id] = kind
+            elif route is None and STRICT.history.get(table.id) and mode != "none":
+                STRICT.record("gaps", {"table": name, "route": STRICT.history[table.id], "why": "no default route", "after": action})
 
 
 # --- launched offline: an instance whose subnet had no internet route at RunInstances ---

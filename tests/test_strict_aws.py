@@ -126,13 +126,18 @@ def test_a_nat_route_left_pointing_at_a_dead_target_is_a_blackhole_and_an_egress
     assert [(g["why"], g["after"]) for g in strict_aws.gaps] == [("blackhole", "TerminateInstances")]
 
 
-def test_deleting_the_nat_route_then_making_a_new_one_is_an_egress_gap_but_removing_it_for_good_is_not(net, strict_aws):
+def test_no_default_route_while_a_nat_mode_is_configured_is_an_egress_gap_but_not_in_mode_none(net, strict_aws):
     ec2 = net["ec2"]
-    first, second = launch(net, net["public"]), launch(net, net["public"])
+    first = launch(net, net["public"])
     table = ec2.create_route_table(VpcId=net["vpc"])["RouteTable"]["RouteTableId"]
     ec2.associate_route_table(RouteTableId=table, SubnetId=net["private"])
+    assert strict_aws.gaps == []  # still being built
     ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=first["NetworkInterfaces"][0]["NetworkInterfaceId"])
     ec2.delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
-    assert strict_aws.gaps == []
-    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=second["NetworkInterfaces"][0]["NetworkInterfaceId"])
     assert [(g["why"], g["after"]) for g in strict_aws.gaps] == [("no default route", "DeleteRoute")]
+    strict_aws.reset()
+    strict_aws.nat_mode = "none"
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=first["NetworkInterfaces"][0]["NetworkInterfaceId"])
+    ec2.delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
+    ec2.terminate_instances(InstanceIds=[first["InstanceId"]])
+    assert strict_aws.gaps == []
