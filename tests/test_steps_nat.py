@@ -18,7 +18,7 @@ from conftest import FailFirst, build
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
 # SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
-STEPS = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"]
+STEPS = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes", "nat-leftovers"]
 NAT = "aws-practice-nat-1a-stg"
 SG_NAME = "aws-practice-nat-stg"
 ROLE = "aws-practice-nat-stg"
@@ -517,9 +517,9 @@ def test_mode_switches_move_the_route_and_remove_what_the_old_mode_left(ctx, mak
     changes = plan(make_ctx, config=gateway)
     assert [(c.step, c.action, c.kind) for c in changes] == [
         ("nat", Action.CREATE, "elastic IP"), ("nat", Action.CREATE, "NAT gateway"),
-        ("nat", Action.DELETE, "instance"), ("nat", Action.DELETE, "security group"),
-        ("nat", Action.DELETE, "instance profile"), ("nat", Action.DELETE, "IAM role"),
         ("routes", Action.UPDATE, "route table"),
+        ("nat-leftovers", Action.DELETE, "instance"), ("nat-leftovers", Action.DELETE, "security group"),
+        ("nat-leftovers", Action.DELETE, "instance profile"), ("nat-leftovers", Action.DELETE, "IAM role"),
     ]
     assert all("nat.mode is gateway" in c.note for c in changes if c.action is Action.DELETE)
     sent = Sent()
@@ -528,7 +528,7 @@ def test_mode_switches_move_the_route_and_remove_what_the_old_mode_left(ctx, mak
     # the new way out first, then the old one; its role only once the instance using it is gone
     assert order("CreateNatGateway") < order("TerminateInstances") < order("DeleteSecurityGroup")
     assert order("TerminateInstances") < order("DeleteInstanceProfile") < order("DeleteRole")
-    assert order("CreateNatGateway") < order("ReplaceRoute")
+    assert order("CreateNatGateway") < order("ReplaceRoute") < order("TerminateInstances")
     assert state_of_the_nat(vpc_id) == {"instances": 0, "gateways": 1, "addresses": 1, "groups": 0, "roles": 0}
     assert private_route().startswith("nat-")
     assert plan(make_ctx, config=gateway) == []

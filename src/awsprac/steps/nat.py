@@ -6,8 +6,8 @@
 - `gateway`: Elastic IP `{project}-nat-1a-{env}` and NAT gateway `{project}-nat-1a-{env}`.
 - `none`: nothing.
 
-Whatever another mode left (and this env owns) is deleted after the new mode's resources are up,
-so a mode switch says so in the plan. The NAT instance is never replaced by awsprac: another type
+Whatever another mode left (and this env owns) is deleted by step nat-leftovers, once step routes has
+moved the private route to the new mode's way out; the plan says so. The NAT instance is never replaced by awsprac: another type
 or subnet are drift to report, a newer AMI is shown by `status` (replacing it cuts the private
 subnets' egress).
 """
@@ -365,7 +365,7 @@ def diff(ctx: Context, want: list, have: Observed) -> list[Change]:
             changes += _diff_address(ctx, spec, have)
         else:
             changes += _diff_gateway(ctx, spec, have)
-    return changes + _leftovers(ctx, want, have)
+    return changes
 
 
 def _diff_security_group(ctx: Context, spec: SecurityGroupSpec, have: Observed) -> list[Change]:
@@ -540,8 +540,9 @@ def _diff_gateway(ctx: Context, spec: GatewaySpec, have: Observed) -> list[Chang
     return changes
 
 
-def _leftovers(ctx: Context, want: list, have: Observed) -> list[Change]:
-    """What another mode (or a turned-off elastic_ip) left: this env's goes, anyone else's is shown, not touched."""
+def leftovers(ctx: Context, want: list, have: Observed) -> list[Change]:
+    """What another mode (or a turned-off elastic_ip) left: this env's goes, anyone else's is shown, not touched.
+    Step nat-leftovers removes them, once the private route no longer points at them."""
     wanted = {(s.kind, s.name) for s in want}
     mode = f"nat.mode is {ctx.cfg.nat.mode}"
     changes = []
