@@ -12,7 +12,7 @@ from conftest import ENVS, build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-NET = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"]
+NET = ["vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes"]
 
 
 @pytest.fixture(autouse=True)

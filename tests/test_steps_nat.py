@@ -18,7 +18,7 @@ from conftest import FailFirst, build
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
 # SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
-STEPS = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes", "nat-leftovers"]
+STEPS = ["vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes", "nat-leftovers"]
 NAT = "aws-practice-nat-1a-stg"
 SG_NAME = "aws-practice-nat-stg"
 ROLE = "aws-practice-nat-stg"
@@ -210,7 +210,7 @@ def test_other_launch_errors_are_not_retried(make_ctx, clock):
     outcome = runner.apply(ctx, steps, runner.plan(ctx, steps))
     assert "creating instance aws-practice-nat-1a-stg failed: InvalidParameterValue" in str(outcome.failed["nat"])
     assert fault.failed == 1 and clock.pauses == []
-    assert outcome.skipped == {"routes": "nat"}
+    assert outcome.skipped == {"routes": "nat", "nat-leftovers": "routes"}
     assert live_instances() == []
 
 
@@ -469,7 +469,7 @@ def test_a_baked_ami_named_in_the_env_file_is_launched_from(ctx, make_ctx, cfg, 
 def test_step_nat_alone_needs_its_iam_first(ctx):
     from awsprac.errors import MissingPrerequisite
 
-    up(ctx, ["vpc", "subnets", "igw"])
+    up(ctx, ["vpc", "subnets", "igw", "public-routes"])
     steps = runner.resolve(["nat"])
     runner.plan(ctx, steps)
     with pytest.raises(MissingPrerequisite, match=r"step nat needs step nat-iam, which is not built yet: run `awsprac step nat-iam --env stg` first"):
@@ -603,10 +603,11 @@ def test_destroy_goes_in_order_and_leaves_nothing_owned(ctx, make_ctx, clock):
     ctx2 = make_ctx(hooks=[sent.hook])
     steps = runner.resolve(STEPS)
     planned = runner.teardown_plan(ctx2, steps)
-    assert [(c.step, c.kind) for c in planned.changes if c.step in ("routes", "nat", "nat-iam")] == [
-        ("routes", "route table"), ("routes", "route table"),
+    assert [(c.step, c.kind) for c in planned.changes if c.step in ("routes", "nat", "nat-iam", "public-routes")] == [
+        ("routes", "route table"),
         ("nat", "instance"), ("nat", "security group"),
         ("nat-iam", "instance profile"), ("nat-iam", "IAM role"),
+        ("public-routes", "route table"),
     ]
     assert runner.destroy(ctx2, steps, planned).ok
     writes = [n for n in sent.names if not n.startswith(("Describe", "Get", "List"))]
@@ -696,3 +697,19 @@ def test_the_baked_ami_is_kept_unless_asked(ctx, make_ctx):
     assert runner.destroy(ctx2, steps, planned).ok
     assert client.describe_images(Owners=["self"])["Images"] == []
     assert snapshot not in [s["SnapshotId"] for s in client.describe_snapshots(OwnerIds=["self"])["Snapshots"]]
+
+
+def test_under_strict_aws_the_nat_instance_is_launched_with_its_subnet_online(make_ctx, strict_aws):
+    """Its user data installs packages at first boot, once: the public route table, its route to the internet
+    gateway and its association exist before RunInstances (step public-routes is a prerequisite of nat).
+    The public subnets' associations hold back (up to 3 s) for a launch: one made meanwhile is offline."""
+    import threading
+
+    launched = threading.Event()
+
+    def hold(**kwargs):
+        launched.wait(3)
+
+    held = [("after-call.ec2.RunInstances", lambda **kw: launched.set()), ("before-call.ec2.AssociateRouteTable", hold)]
+    up(make_ctx(hooks=held))
+    assert live_instances() and strict_aws.offline == [] and strict_aws.gaps == [] and strict_aws.refused == []

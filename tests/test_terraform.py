@@ -212,7 +212,7 @@ def test_every_resource_awsprac_built_is_imported_with_its_terraform_type_and_id
 def test_gateway_mode_exports_the_elastic_ip_and_nat_gateway(make_ctx, cfg, tmp_path):
     gateway = dataclasses.replace(cfg, nat=dataclasses.replace(cfg.nat, mode="gateway"))
     ctx = make_ctx(config=gateway)
-    up(ctx, ["vpc", "subnets", "igw", "nat", "routes"])
+    up(ctx, ["vpc", "subnets", "igw", "public-routes", "nat", "routes"])
     result = export(ctx, tmp_path / "tf")
     imports, resources, _ = parse(tmp_path / "tf")
     (gw,) = client("ec2").describe_nat_gateways(Filter=[{"Name": "tag:Name", "Values": ["aws-practice-nat-1a-stg"]}])["NatGateways"]
@@ -287,7 +287,7 @@ def test_cli_writes_the_folder_refuses_to_overwrite_and_prints_json(mocked, cfg,
 
 
 def test_export_only_reads(make_ctx, calls, tmp_path):
-    up(make_ctx(), ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"])
+    up(make_ctx(), ["vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes"])
     ctx = make_ctx(hooks=[("before-call.*.*", calls)])
     export(ctx, tmp_path / "tf")
     assert calls.names and calls.writes == []

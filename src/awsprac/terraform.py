@@ -400,12 +400,12 @@ class _Builder:
     # routes.tf
 
     def routes(self) -> None:
+        from awsprac.steps import public_routes
         from awsprac.steps import routes as routes_step
 
         f = self.file("routes.tf", "Route tables, default routes, subnet associations; the private table is the VPC's main (SPEC section 4).")
-        have = self.obs["routes"]
         subnets = self.obs["subnets"].subnets
-        for spec in routes_step.desired(self.cfg):
+        for have, spec in [(self.obs[step.NAME], spec) for step in (public_routes, routes_step) for spec in step.desired(self.cfg)]:
             table = have.tables.get(spec.name)
             if table is None:
                 self.missing(f"route table {spec.name}")

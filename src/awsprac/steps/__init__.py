@@ -23,7 +23,7 @@ import importlib
 from types import ModuleType
 
 # The order steps are listed in SPEC; the runner orders by REQUIRES, this only breaks ties.
-ORDER = ("profile", "vpc", "subnets", "igw", "nat-iam", "nat", "routes", "nat-leftovers", "secrets", "rds", "ecr", "scheduler")
+ORDER = ("profile", "vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes", "nat-leftovers", "secrets", "rds", "ecr", "scheduler")
 
 
 def load(name: str) -> ModuleType:

@@ -33,7 +33,8 @@ from awsprac.steps.subnets import subnet_name
 NAME = "nat"
 # The internet gateway attached first: a public NAT gateway made before it fails on AWS, and an
 # Elastic IP cannot be associated; on destroy AWS will not detach it while public addresses are mapped.
-REQUIRES = ("subnets", "igw", "nat-iam")
+# The public route table too: the instance's user data installs packages at first boot, once.
+REQUIRES = ("subnets", "igw", "public-routes", "nat-iam")
 OBSERVES_AFTER = ("vpc",)  # observe() needs only the VPC's id: a look does not wait for IAM
 
 SG = lookup.SECURITY_GROUP.kind
