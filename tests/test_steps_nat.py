@@ -713,3 +713,22 @@ def test_under_strict_aws_the_nat_instance_is_launched_with_its_subnet_online(ma
     held = [("after-call.ec2.RunInstances", lambda **kw: launched.set()), ("before-call.ec2.AssociateRouteTable", hold)]
     up(make_ctx(hooks=held))
     assert live_instances() and strict_aws.offline == [] and strict_aws.gaps == [] and strict_aws.refused == []
+
+
+def test_destroy_include_ami_under_strict_aws_removes_the_image_and_its_snapshots(ctx, make_ctx, strict_aws):
+    """AWS answers InvalidSnapshot.InUse for a while to a DeleteSnapshot right after DeregisterImage:
+    the snapshots go with the image (DeleteAssociatedSnapshots)."""
+    up(ctx)
+    client = ec2()
+    image_id = client.create_image(
+        InstanceId=the_instance()["InstanceId"], Name="aws-practice-nat-instance",
+        TagSpecifications=[{"ResourceType": "image", "Tags": tags.as_list({"Name": "aws-practice-nat-instance", **OWNED})}],
+    )["ImageId"]
+    snapshot = client.describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    ctx2 = make_ctx(include_ami=True)
+    steps = runner.resolve(STEPS)
+    outcome = runner.destroy(ctx2, steps, runner.teardown_plan(ctx2, steps))
+    assert outcome.ok, outcome.failed
+    assert client.describe_images(Owners=["self"])["Images"] == []
+    assert snapshot not in [s["SnapshotId"] for s in client.describe_snapshots(OwnerIds=["self"])["Snapshots"]]
+    assert strict_aws.refused == []

@@ -56,6 +56,7 @@ IAM_PROPAGATION_BUDGET = 300.0  # Terraform retries 2 minutes; IAM has been seen
 INSTANCE_BUDGET = 600.0
 GATEWAY_BUDGET = 900.0
 RELEASE_BUDGET = 300.0
+SNAPSHOT_BUDGET = 300.0  # a deregistered image's snapshot stays "in use" briefly
 
 
 @dataclass(frozen=True)
@@ -887,13 +888,21 @@ def deregister_ami(ctx: Context, image_id: str) -> None:
             return
         raise
     snapshots = [m["Ebs"]["SnapshotId"] for i in images for m in i.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-    gone_is_fine(ec2.deregister_image, ImageId=image_id)
+    # The snapshots go with the image: a DeleteSnapshot right after DeregisterImage is refused
+    # (InvalidSnapshot.InUse) for a while.
+    gone_is_fine(ec2.deregister_image, ImageId=image_id, DeleteAssociatedSnapshots=True)
     for snapshot in snapshots:
-        try:
-            ec2.delete_snapshot(SnapshotId=snapshot)
-        except Exception as exc:
-            if error_code(exc) not in ("InvalidSnapshot.NotFound",):
-                raise
+        # Normally already gone; one still there (an endpoint that ignores the flag) is deleted, waiting out "in use".
+        waiting.retry_on(lambda e: error_code(e) == "InvalidSnapshot.InUse", lambda snapshot=snapshot: _delete_snapshot(ec2, snapshot),
+                         SNAPSHOT_BUDGET, ctx.report, f"deleting snapshot {snapshot} of AMI {image_id}")
+
+
+def _delete_snapshot(ec2, snapshot: str) -> None:
+    try:
+        ec2.delete_snapshot(SnapshotId=snapshot)
+    except Exception as exc:
+        if error_code(exc) != "InvalidSnapshot.NotFound":
+            raise
 
 
 # --- teardown ---
