@@ -131,3 +131,35 @@ def test_a_section_that_is_not_a_table(tmp_path):
 def test_a_minimal_file_takes_every_other_default(tmp_path):
     cfg = config.load(write(tmp_path, '[network]\nvpc_cidr = "10.8.0.0/16"\n'), "stg")
     assert cfg.network.vpc_cidr == "10.8.0.0/16" and cfg.nat.mode == "instance"
+
+
+def test_the_maintenance_window_is_in_the_env_file_and_clear_of_the_backup_window_and_schedules():
+    cfg = config.load(ENVS, "stg")
+    assert cfg.database.maintenance_window == "tue:20:00-tue:20:30"  # Wed 05:00 JST; backups 16:00-19:00, schedules Sat 20:00-20:30 UTC
+    assert "maintenance_window" in envfiles.render("stg")
+
+
+@pytest.mark.parametrize("window, expected", [
+    ("sun:18:30-sun:19:00", "overlaps database.backup_window 16:00-19:00 (AWS refuses windows that overlap)"),
+    ("tue:02:00-tue:03:00", ""),
+    ("tuesday 02:00", "must look like tue:20:00-tue:20:30"),
+    ("tue:20:00-tue:20:10", "at least 30 minutes"),
+])
+def test_maintenance_window_is_validated_at_load(tmp_path, window, expected):
+    envs = edited(tmp_path, 'maintenance_window = "tue:20:00-tue:20:30"', f'maintenance_window = "{window}"')
+    if not expected:
+        assert config.load(envs, "stg").database.maintenance_window == window
+        return
+    with pytest.raises(ConfigError) as err:
+        config.load(envs, "stg")
+    assert f"database.maintenance_window: {window!r} " in str(err.value) and expected in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_overlapping_windows_exit_2_through_the_cli(tmp_path, capsys):
+    from conftest import run_cli
+
+    envs = edited(tmp_path, 'backup_window = "16:00-19:00"', 'backup_window = "20:00-21:00"')
+    code, out, err = run_cli(capsys, "plan", "--env", "stg", envs=envs)
+    assert code == 2 and "database.maintenance_window: 'tue:20:00-tue:20:30' overlaps database.backup_window 20:00-21:00" in err
+    assert err.count("\n") == 1

@@ -97,8 +97,8 @@ def test_create_sends_every_spec_setting_and_the_stored_password(make_ctx):
         "MasterUsername": "postgres", "DBName": "aws_practice", "Port": 5432,
         "AvailabilityZone": "ap-northeast-1a", "MultiAZ": False, "DBSubnetGroupName": "aws-practice-db-subnet-group-stg",
         "PubliclyAccessible": False, "VpcSecurityGroupIds": [vpc_sg], "DBParameterGroupName": "aws-practice-db-parameter-group-stg",
-        "BackupRetentionPeriod": 1, "PreferredBackupWindow": "16:00-19:00", "CopyTagsToSnapshot": True,
-        "StorageEncrypted": True, "EnablePerformanceInsights": True, "PerformanceInsightsRetentionPeriod": 7,
+        "BackupRetentionPeriod": 1, "PreferredBackupWindow": "16:00-19:00", "PreferredMaintenanceWindow": "tue:20:00-tue:20:30",
+        "CopyTagsToSnapshot": True, "StorageEncrypted": True, "EnablePerformanceInsights": True, "PerformanceInsightsRetentionPeriod": 7,
         "MonitoringInterval": 0, "EnableIAMDatabaseAuthentication": False, "AutoMinorVersionUpgrade": True,
         "DeletionProtection": False, "Tags": tags.as_list({"Name": DB, **OWNED}),
     }
@@ -193,7 +193,7 @@ def test_in_place_drift_is_planned_and_applied_at_once_in_stg(ctx, make_ctx):
     (modify,) = sent.of("ModifyDBInstance")
     assert modify == {
         "DBInstanceIdentifier": DB, "ApplyImmediately": True, "BackupRetentionPeriod": 1, "PreferredBackupWindow": "16:00-19:00",
-        "CopyTagsToSnapshot": True, "DeletionProtection": False, "MaxAllocatedStorage": 1000,
+        "PreferredMaintenanceWindow": "tue:20:00-tue:20:30", "CopyTagsToSnapshot": True, "DeletionProtection": False, "MaxAllocatedStorage": 1000,
     }
     assert "EngineVersion" not in modify and "MasterUserPassword" not in modify
     assert plan(make_ctx()).changes == []
@@ -540,3 +540,18 @@ def test_a_delete_refused_while_the_instance_is_busy_is_retried(ctx, make_ctx, c
     assert busy.failed == 2 and busy.passed == 1
     assert client("rds").describe_db_instances()["DBInstances"] == []
     assert clock.pauses[:2] == [15, 30]
+
+
+def test_under_strict_aws_both_windows_are_sent_and_a_later_backup_window_change_succeeds(ctx, make_ctx, cfg, strict_aws):
+    """Without an explicit maintenance window AWS picks one at random, and a later backup window can collide
+    with it (InvalidParameterValue): the env file's window goes with the create and with every modify of either."""
+    planned = up(ctx)
+    create = next(c for c in planned.changes if c.kind == "DB instance")
+    assert fields(create)["maintenance window"] == (None, "tue:20:00-tue:20:30 UTC")
+    assert db()["PreferredMaintenanceWindow"] == "tue:20:00-tue:20:30"
+    later = config.dataclasses.replace(cfg, database=config.dataclasses.replace(cfg.database, backup_window="17:00-19:30"))
+    up(make_ctx(config=later))
+    assert (db()["PreferredBackupWindow"], db()["PreferredMaintenanceWindow"]) == ("17:00-19:30", "tue:20:00-tue:20:30")
+    assert strict_aws.refused == []
+    status = {(r.kind, r.name): r for r in runner.status(make_ctx(config=later), runner.resolve(None))}
+    assert "backup 17:00-19:30 UTC, maintenance tue:20:00-tue:20:30 UTC" in status[("DB instance", DB)].state

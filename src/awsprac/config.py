@@ -57,6 +57,8 @@ class Database:
     publicly_accessible: bool = False
     backup_retention_days: int = 1
     backup_window: str = "16:00-19:00"
+    # Weekly, UTC; AWS refuses one that overlaps the backup window, and picks one at random if none is sent.
+    maintenance_window: str = "tue:20:00-tue:20:30"
     copy_tags_to_snapshot: bool = True
     storage_encrypted: bool = True
     performance_insights: bool = True
@@ -223,6 +225,7 @@ def validate(cfg: EnvConfig) -> None:
         _fail(cfg, "database.backup_retention_days", f"{db.backup_retention_days} must be 0..35")
     if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", db.backup_window):
         _fail(cfg, "database.backup_window", f"{db.backup_window!r} must look like 16:00-19:00 (UTC)")
+    _check_maintenance_window(cfg)
     pi = db.performance_insights_retention_days
     if pi not in (7, 731) and not (pi % 31 == 0 and 31 <= pi <= 713):
         _fail(cfg, "database.performance_insights_retention_days", f"{pi} must be 7, a multiple of 31 up to 713, or 731")
@@ -263,3 +266,29 @@ def validate_network(cfg: EnvConfig) -> None:
         split(net.vpc_cidr, len(net.azs) * 2)
     except SubnetSplitError as exc:
         _fail(cfg, "network.vpc_cidr", f"{net.vpc_cidr!r}: {exc}")
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEK = 7 * 24 * 60
+
+
+def _check_maintenance_window(cfg: EnvConfig) -> None:
+    db, key = cfg.database, "database.maintenance_window"
+    match = re.fullmatch(r"(\w{3}):([01]\d|2[0-3]):([0-5]\d)-(\w{3}):([01]\d|2[0-3]):([0-5]\d)", db.maintenance_window.lower())
+    if not match or match.group(1) not in DAYS or match.group(4) not in DAYS:
+        _fail(cfg, key, f"{db.maintenance_window!r} must look like tue:20:00-tue:20:30 (weekly, UTC)")
+    d0, h0, m0, d1, h1, m1 = match.groups()
+    start = DAYS.index(d0) * 1440 + int(h0) * 60 + int(m0)
+    end = DAYS.index(d1) * 1440 + int(h1) * 60 + int(m1)
+    end += WEEK if end <= start else 0
+    if end - start < 30:
+        _fail(cfg, key, f"{db.maintenance_window!r} must last at least 30 minutes")
+    if windows_overlap(db.backup_window, start, end):
+        _fail(cfg, key, f"{db.maintenance_window!r} overlaps database.backup_window {db.backup_window} (AWS refuses windows that overlap): move one of them")
+
+
+def windows_overlap(backup: str, start: int, end: int) -> bool:
+    """The daily backup window 'hh:mm-hh:mm' against a weekly window [start, end) in minutes from Monday 00:00 UTC."""
+    b0, b1 = (int(t[:2]) * 60 + int(t[3:]) for t in backup.split("-"))
+    b1 += 1440 if b1 <= b0 else 0
+    return any(day * 1440 + b0 < end + shift and start + shift < day * 1440 + b1 for day in range(-1, 8) for shift in (-WEEK, 0, WEEK))

@@ -133,7 +133,11 @@ def settings(cfg: EnvConfig, spec: DbSpec, db: dict, sg_id: str | None) -> list[
     add("multi-AZ", "MultiAZ", c.multi_az, {"MultiAZ": c.multi_az}, "MultiAZ")
     add("publicly accessible", "PubliclyAccessible", c.publicly_accessible, {"PubliclyAccessible": c.publicly_accessible})
     add("backup retention days", "BackupRetentionPeriod", c.backup_retention_days, {"BackupRetentionPeriod": c.backup_retention_days}, "BackupRetentionPeriod")
-    add("backup window", "PreferredBackupWindow", c.backup_window, {"PreferredBackupWindow": c.backup_window})
+    # Both windows go in every modify that touches either: AWS checks the pair (they must not overlap).
+    windows = {"PreferredBackupWindow": c.backup_window, "PreferredMaintenanceWindow": c.maintenance_window}
+    add("backup window", "PreferredBackupWindow", c.backup_window, windows)
+    if "PreferredMaintenanceWindow" in db:  # AWS answers it in lower case
+        out.append(Setting("maintenance window", str(db["PreferredMaintenanceWindow"]).lower(), c.maintenance_window.lower(), windows))
     add("copy tags to snapshots", "CopyTagsToSnapshot", c.copy_tags_to_snapshot, {"CopyTagsToSnapshot": c.copy_tags_to_snapshot})
     add("auto minor version upgrade", "AutoMinorVersionUpgrade", c.auto_minor_version_upgrade, {"AutoMinorVersionUpgrade": c.auto_minor_version_upgrade})
     add("deletion protection", "DeletionProtection", c.deletion_protection, {"DeletionProtection": c.deletion_protection})
@@ -236,6 +240,7 @@ def create_fields(cfg: EnvConfig, spec: DbSpec, engine: EngineDefault) -> list[F
         ("database", c.db_name),
         ("parameter group", spec.parameter_group),
         ("backups", f"{c.backup_retention_days} day(s), window {c.backup_window} UTC"),
+        ("maintenance window", f"{c.maintenance_window} UTC"),
         ("copy tags to snapshots", c.copy_tags_to_snapshot),
         ("encryption", "aws/rds (default key)" if c.storage_encrypted else False),
         ("performance insights", f"{c.performance_insights_retention_days} days" if c.performance_insights else False),
@@ -258,6 +263,8 @@ def create_params(ctx: Context, spec: DbSpec, engine: EngineDefault, sg_id: str)
         MultiAZ=c.multi_az, DBSubnetGroupName=spec.subnet_group, PubliclyAccessible=c.publicly_accessible,
         VpcSecurityGroupIds=[sg_id], DBParameterGroupName=spec.parameter_group,
         BackupRetentionPeriod=c.backup_retention_days, PreferredBackupWindow=c.backup_window,
+        # Sent, not left to AWS: it would pick one at random, which a later backup window may overlap.
+        PreferredMaintenanceWindow=c.maintenance_window,
         CopyTagsToSnapshot=c.copy_tags_to_snapshot,
         StorageEncrypted=c.storage_encrypted,  # no KmsKeyId: the default aws/rds key
         EnablePerformanceInsights=c.performance_insights,

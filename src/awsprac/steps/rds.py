@@ -234,6 +234,15 @@ def _used_parameter_group(ctx: Context, raw: dict | None, spec: ParameterGroupSp
     return Found(spec.kind, spec.name, spec.name, "exists", ctx.tags(spec.name), item)
 
 
+def status_states(ctx: Context, have: Observed) -> dict:
+    """For `awsprac status`: the instance's state with its backup and maintenance windows (from its description)."""
+    if have.db is None:
+        return {}
+    raw = have.db.raw
+    windows = f"backup {raw.get('PreferredBackupWindow', '?')} UTC, maintenance {raw.get('PreferredMaintenanceWindow', '?')} UTC"
+    return {(have.db.kind, have.db.name): f"{have.db.state}; {windows}"}
+
+
 # --- comparing (pure, given what was observed) ---
 
 
