@@ -179,7 +179,9 @@ def test_every_resource_awsprac_built_is_imported_with_its_terraform_type_and_id
     assert r["db_subnet_group_name"] == {"expr": "aws_db_subnet_group.main.name"}
     assert r["parameter_group_name"] == {"expr": "aws_db_parameter_group.main.name"}
     assert r["vpc_security_group_ids"] == [{"expr": "aws_security_group.db.id"}]
-    assert r["lifecycle"][0]["ignore_changes"] == ["password"]
+    assert r["lifecycle"][0]["ignore_changes"] == ["password", "final_snapshot_identifier"]
+    # A second destroy must not collide with the first one's final snapshot: the name carries the time.
+    assert r["final_snapshot_identifier"] == {"expr": 'format("%s-final-%s", "aws-practice-stg", formatdate("YYYYMMDD-hhmmss", timestamp()))'}
     assert "password" not in r and "manage_master_user_password" not in r
     assert sorted(x["expr"] for x in resources["aws_db_subnet_group.main"]["subnet_ids"]) == ["aws_subnet.private_1a.id", "aws_subnet.private_1c.id"]
     assert resources["aws_db_parameter_group.main"]["family"] == "postgres17"

@@ -57,11 +57,13 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
 def status(app: App, as_json: bool) -> None:
     from awsprac import runner
 
-    rows = runner.status(app.context(all_clients=True), runner.resolve(None))
+    ctx = app.context(all_clients=True)
+    rows = runner.status(ctx, runner.resolve(None))
     if as_json:
         app.report.json([row.__dict__ for row in rows])
     else:
         app.report.status(rows, f"Status of {app.title}")
+        _final_snapshots(app, ctx)
 
 
 def outputs(app: App, as_json: bool) -> None:
@@ -92,6 +94,7 @@ def destroy(app: App, options: dict | None = None) -> None:
             app.report.info(f"nothing to delete: {left} resource(s) left alone, as the plan above says why")
         else:
             app.report.info(f"nothing owned by env {app.cfg.env} is left to delete")
+        _final_snapshots(app, ctx)
         return
     if not (app.settings.yes or app.settings.sandbox):
         typed = _ask(f"Type the env name ({app.cfg.env}) to delete these {len(planned.actionable)} resource(s)")
@@ -100,6 +103,15 @@ def destroy(app: App, options: dict | None = None) -> None:
     with lock.held(ctx, "destroy"):
         outcome = runner.destroy(ctx, steps, planned, confirmed=True)
     _finish(app, outcome, "destroy")
+    _final_snapshots(app, ctx)
+
+
+def _final_snapshots(app: App, ctx) -> None:
+    """The final snapshots earlier destroys left: they are billed until deleted."""
+    from awsprac import cost
+
+    for note in cost.final_snapshot_notes(ctx):
+        app.report.info(note)
 
 
 def unlock(app: App) -> None:

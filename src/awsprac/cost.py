@@ -116,6 +116,9 @@ def lines(ctx: Context, prices: dict, nat_gb: float) -> tuple[list[Line], list[s
             out.append(Line("DB snapshots", f"{len(snapshots)} manual snapshot(s)", db.id, "available", monthly, monthly,
                             f"at most {size} GiB x {prices['rds_snapshot_gb_month']}/GB-month (snapshots are incremental)"))
 
+    else:
+        out += _final_snapshot_lines(ctx, prices)
+
     secret = seen["secrets"].secret
     if secret is not None:
         monthly = _money(prices["secret_month"])
@@ -128,6 +131,43 @@ def lines(ctx: Context, prices: dict, nat_gb: float) -> tuple[list[Line], list[s
         monthly = _money(size * prices["ecr_gb_month"])
         out.append(Line("ECR repository", repo.name, repo.name, "exists", monthly, monthly, f"{size:.2f} GB x {prices['ecr_gb_month']}/GB-month"))
     return out, notes
+
+
+def _final_snapshot_lines(ctx: Context, prices: dict) -> list[Line]:
+    """With no instance: the final snapshots destroy left (with one, the manual snapshots line holds them)."""
+    left = leftover_snapshots(ctx)
+    if not left:
+        return []
+    size = sum(s.get("AllocatedStorage", 0) for s in left)
+    monthly = _money(size * prices["rds_snapshot_gb_month"])
+    ids = ", ".join(s["DBSnapshotIdentifier"] for s in left)
+    return [Line("DB final snapshots", f"{len(left)} left by destroy", ids, "available", monthly, monthly,
+                 f"at most {size} GiB x {prices['rds_snapshot_gb_month']}/GB-month, until deleted")]
+
+
+def leftover_snapshots(ctx: Context) -> list[dict]:
+    from awsprac.rdsinstance import final_snapshots
+    from awsprac.steps.rds import db_name
+
+    return final_snapshots(ctx, db_name(ctx.cfg))
+
+
+def final_snapshot_notes(ctx: Context) -> list[str]:
+    """One line per final snapshot destroy left: size, monthly cost (when the region has a price table), how to remove it."""
+    from awsprac.rdsinstance import snapshot_removal
+    from awsprac.steps.rds import db_name
+
+    try:
+        per_gb = price_table(ctx.cfg.region)["rds_snapshot_gb_month"]
+    except UsageError:
+        per_gb = None
+    notes = []
+    for s in leftover_snapshots(ctx):
+        size = s.get("AllocatedStorage", 0)
+        price = f", ${_money(size * per_gb):.2f}/month" if per_gb is not None else ""
+        notes.append(f"final snapshot {s['DBSnapshotIdentifier']} of {db_name(ctx.cfg)}: {size} GiB{price} until deleted: "
+                     f"{snapshot_removal(ctx, s['DBSnapshotIdentifier'])}")
+    return notes
 
 
 def _address_name(ctx: Context) -> str:

@@ -326,3 +326,18 @@ def wait_modified(ctx: Context, spec: DbSpec, sg_id: str, count_pending: bool) -
 def snapshot_id(name: str, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     return f"{name}-final-{now:%Y%m%d-%H%M%S}"
+
+
+def final_snapshots(ctx: Context, name: str) -> list[dict]:
+    """This env's final snapshots of instance `name`, left by destroy: manual, named `<name>-final-*`, and
+    tagged for the env (the instance's tags are copied to its snapshots, at their creation)."""
+    with translate("looking up", f"the final snapshots of DB instance {name}"):
+        pages = client(ctx).get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=name, SnapshotType="manual")
+        items = [s for page in pages for s in page["DBSnapshots"]]
+    return [s for s in items if s["DBSnapshotIdentifier"].startswith(f"{name}-final-")
+            and tags.is_owned(tags.as_dict(s.get("TagList")), ctx.cfg.project, ctx.cfg.env)]
+
+
+def snapshot_removal(ctx: Context, snapshot: str) -> str:
+    return f"aws rds delete-db-snapshot --db-snapshot-identifier {snapshot} --region {ctx.cfg.region}"
+

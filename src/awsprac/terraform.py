@@ -543,11 +543,13 @@ class _Builder:
             "deletion_protection": c.deletion_protection,
             "apply_immediately": c.apply_immediately,
             "skip_final_snapshot": False,
-            "final_snapshot_identifier": f"{db['DBInstanceIdentifier']}-final",
+            # A fixed name would collide on the second destroy (DBSnapshotAlreadyExists): the time goes in it,
+            # and the changing value is ignored between destroys.
+            "final_snapshot_identifier": Expr(f'format("%s-final-%s", "{db["DBInstanceIdentifier"]}", formatdate("YYYYMMDD-hhmmss", timestamp()))'),
             "tags": self.tags(have.db.name),
             # The master password lives in secret rds-main-<env> (awsprac wrote it there first). It is
             # never written here; Terraform leaves the instance's password as it is.
-            "lifecycle": Block({"ignore_changes": [Expr("password")]}),
+            "lifecycle": Block({"ignore_changes": [Expr("password"), Expr("final_snapshot_identifier")]}),
         }
         f.add(Resource("aws_db_instance", "main", attrs, db["DBInstanceIdentifier"]))
 
