@@ -141,3 +141,55 @@ def test_no_default_route_while_a_nat_mode_is_configured_is_an_egress_gap_but_no
     ec2.delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
     ec2.terminate_instances(InstanceIds=[first["InstanceId"]])
     assert strict_aws.gaps == []
+
+
+def test_the_strict_layer_and_one_request_at_a_time_are_both_on(monkeypatch, strict_aws):
+    """faithful_moto() serialises moto's _dispatch; the strict layer wraps call_action, which _dispatch
+    calls: installed in either order, neither undoes the other, and a strict refusal is still served
+    one request at a time."""
+    import threading
+
+    from moto.core.responses import BaseResponse
+
+    from awsprac.engine.sandbox import faithful_moto
+
+    layer.install()
+    faithful_moto()
+    layer.install()
+    assert getattr(BaseResponse._dispatch, "_awsprac", False)
+    assert getattr(BaseResponse.call_action, "_strict", False)
+
+    inside, most = [0], [0]
+    guard = threading.Lock()
+    strict_call = BaseResponse.call_action
+
+    def counted(self):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        threading.Event().wait(0.2)
+        try:
+            return strict_call(self)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(BaseResponse, "call_action", counted)
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.0.0/24")
+    codes = []
+
+    def delete_vpc():
+        try:
+            ec2.delete_vpc(VpcId=vpc)
+        except botocore.exceptions.ClientError as exc:
+            codes.append(exc.response["Error"]["Code"])
+
+    threads = [threading.Thread(target=delete_vpc) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert codes == ["DependencyViolation"] * 3  # the strict rule: a VPC with a subnet cannot go
+    assert most[0] == 1
