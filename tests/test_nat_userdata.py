@@ -187,6 +187,7 @@ def test_the_script_makes_a_working_nat_and_is_safe_to_run_again(lab, script, tm
         "PATH": f"{stubs}:{os.environ['PATH']}", "STUB_DIR": str(tmp_path),
         "AWSPRAC_SYSCTL_FILE": str(tmp_path / "90-awsprac-nat.conf"),
         "AWSPRAC_RULES_FILE": str(tmp_path / "iptables"), "AWSPRAC_RETRY_DELAY": "0",
+        "AWSPRAC_CONSOLE": str(tmp_path / "console"),
     }
     assert lab.source_address_seen_by_the_internet() is None, "no NAT yet: the private host cannot get out"
 
@@ -196,6 +197,7 @@ def test_the_script_makes_a_working_nat_and_is_safe_to_run_again(lab, script, tm
     first = run_script()
     assert first.returncode == 0, first.stdout + first.stderr
     assert "primary interface: ens5" in first.stdout
+    assert nat_userdata.setup_result((tmp_path / "console").read_text()) == "finished", "the result `status` reads back"
     assert (tmp_path / "dnf.log").read_text().count("install iptables-services") == 3, "dnf retried while busy"
     assert (tmp_path / "systemctl.log").read_text() == "enable --now iptables\n"
     assert (tmp_path / "90-awsprac-nat.conf").read_text() == "net.ipv4.ip_forward = 1\n"

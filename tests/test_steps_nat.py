@@ -358,7 +358,7 @@ def test_a_newer_ami_is_shown_by_status_and_never_replaces_the_instance(ctx, mak
     rows = runner.status(make_ctx(hooks=[("before-call.ssm.GetParameter", newer)]), steps)
     (row,) = [r for r in rows if r.kind == "instance"]
     assert row.sync == "in sync"
-    assert row.state == f"running; runs {running['ImageId']}, a new one would launch from ami-0123456789abcdef0 (latest Amazon Linux 2023 ({AL2023}))"
+    assert row.state == f"running; NAT setup unknown (no result on its console); runs {running['ImageId']}, a new one would launch from ami-0123456789abcdef0 (latest Amazon Linux 2023 ({AL2023}))"
     # up neither replaces the instance nor even asks which image is the latest.
     ctx2 = make_ctx(hooks=[("before-call.ssm.GetParameter", newer), ("before-call.*.*", calls)])
     assert runner.apply(ctx2, steps, runner.plan(ctx2, steps)).applied == []

@@ -217,14 +217,17 @@ def observe(ctx: Context) -> Observed:
 
 
 def status_states(ctx: Context, have: Observed) -> dict:
-    """For `awsprac status` only (a read `up` does without): the instance's state, and whether a new
-    NAT instance would launch today from another image than the one it runs."""
+    """For `awsprac status` only (reads `up` does without): the instance's state, whether its NAT setup
+    finished at boot (from its console output), and whether a new NAT instance would launch today from
+    another image than the one it runs."""
     instance = have.instance
     if instance is None or have.mode != "instance":
         return {}
     with translate("looking up", "the image a new NAT instance would launch from"):
         image = resolve_image(ctx)
     state = instance.state
+    if state == "running":
+        state += f"; {setup_state(ctx, instance)}"
     if image.id and instance.raw.get("ImageId") != image.id:
         state += f"; runs {instance.raw.get('ImageId')}, a new one would launch from {image.id} ({image.source})"
     elif image.problem:
@@ -334,7 +337,7 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
 from awsprac.steps.nat.security_group import (  # noqa: E402
     apply_security_group, diff_security_group, find_security_group, read_rules,
 )
-from awsprac.steps.nat.instance import apply_instance, diff_instance, find_instances, subnet_name_of  # noqa: E402
+from awsprac.steps.nat.instance import apply_instance, diff_instance, find_instances, setup_state, subnet_name_of  # noqa: E402
 from awsprac.steps.nat.gateway import (  # noqa: E402
     addresses_and_gateway, apply_address, apply_gateway, diff_address, diff_gateway,
 )
