@@ -242,8 +242,8 @@ def diff(ctx: Context, want: list, have: Observed) -> list[Change]:
     return (
         _sg_changes(ctx, sg_spec, have.sg)
         + _subnet_group_changes(ctx, sng_spec, have.subnet_group)
-        + _parameter_group_changes(ctx, pg_spec, have.parameter_group, have.engine)
-        + _db_changes(ctx, db_spec, have)
+        + _parameter_group_changes(ctx, pg_spec, have)
+        + _db_changes(ctx, db_spec, have, _wrong_group_blocks_create(ctx, pg_spec, have))
     )
 
 
@@ -319,23 +319,53 @@ def _subnet_group_changes(ctx: Context, spec: SubnetGroupSpec, group: Found | No
     return update(ctx, NAME, group, fields, spec)
 
 
-def _parameter_group_changes(ctx: Context, spec: ParameterGroupSpec, group: Found | None, engine: EngineDefault | None) -> list[Change]:
+def _wanted_family(ctx: Context, engine: EngineDefault | None) -> str:
+    # PostgreSQL's families are postgres<major>: an existing group is checked without asking AWS.
+    return engine.family if engine else f"{ctx.cfg.database.engine}{ctx.cfg.database.engine_major}"
+
+
+def _replaceable(ctx: Context, group: Found, have: Observed) -> bool:
+    """A group of the wrong family is made again when nothing can use it yet: ours, and no instance."""
+    return have.db is None and ctx.owns(group) and not group.raw.get(INFERRED)
+
+
+def _parameter_group_changes(ctx: Context, spec: ParameterGroupSpec, have: Observed) -> list[Change]:
+    group, engine = have.parameter_group, have.engine
     if group is None:
         fields = (FieldDiff("description", None, spec.description), FieldDiff("family", None, f"{engine.family} (from {ctx.cfg.database.engine} {engine.version})"))
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=fields, spec=spec)]
-    # PostgreSQL's families are postgres<major>: an existing group is checked without asking AWS.
-    family = engine.family if engine else f"{ctx.cfg.database.engine}{ctx.cfg.database.engine_major}"
+    family = _wanted_family(ctx, engine)
     fixed = [
         FieldDiff(label, current, wanted)
         for label, current, wanted in (("family", group.raw.get("DBParameterGroupFamily"), family), ("description", group.raw.get("Description", spec.description), spec.description))
         if current != wanted
     ]
+    if fixed and _replaceable(ctx, group, have):
+        # Made from an earlier env file (another engine or major): no instance uses it, so it is
+        # deleted and made again, and the instance is never created with the wrong one.
+        return [Change(NAME, Action.UPDATE, spec.kind, spec.name, group.id, tuple(fixed),
+                       note="replaced: a parameter group's family and description cannot change, and no instance uses it yet", spec=spec)]
     changes = []
     if fixed:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, group.id, tuple(fixed),
                               note="a parameter group's family and description cannot change: once no instance uses it, "
                                    "delete it and `awsprac up` creates it again"))
+        if not ctx.owns(group):
+            return changes  # not what awsprac would make: not adopted either
     return changes + update(ctx, NAME, group, [], spec)
+
+
+def _wrong_group_blocks_create(ctx: Context, spec: ParameterGroupSpec, have: Observed) -> str | None:
+    """Why the instance must not be created yet: its parameter group is of another family and is not
+    awsprac's to replace."""
+    group = have.parameter_group
+    if group is None or _replaceable(ctx, group, have):
+        return None
+    current, wanted = group.raw.get("DBParameterGroupFamily"), _wanted_family(ctx, have.engine)
+    if current == wanted:
+        return None
+    return (f"not created: its parameter group {spec.name} is of family {current}, not {wanted}, and is not tagged as this env's: "
+            "delete that group (it is not this env's, so awsprac does not replace it) and run `awsprac up` again")
 
 
 def _apply_now(ctx: Context) -> bool:
@@ -354,8 +384,10 @@ def _sg_id(ctx: Context, have: Observed) -> str | None:
     return have.sg.id if have.sg else None
 
 
-def _db_changes(ctx: Context, spec: DbSpec, have: Observed) -> list[Change]:
+def _db_changes(ctx: Context, spec: DbSpec, have: Observed, blocked: str | None = None) -> list[Change]:
     db = have.db
+    if db is None and blocked:
+        return [Change(NAME, Action.REPORT, spec.kind, spec.name, note=blocked)]
     if db is None:
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=tuple(create_fields(ctx.cfg, spec, have.engine)), spec=spec)]
     raw, status = db.raw, db.state
@@ -495,7 +527,13 @@ def _apply_subnet_group(ctx: Context, change: Change) -> None:
 
 def _apply_parameter_group(ctx: Context, change: Change) -> None:
     rds, spec = rds_client(ctx), change.spec
-    if change.action is Action.CREATE:
+    # An update of the family or description is a replacement (_parameter_group_changes says when).
+    replace = change.action is Action.UPDATE and any(f.field in ("family", "description") for f in change.fields)
+    if replace:
+        waiting.retry_on(lambda e: error_code(e) == "InvalidDBParameterGroupState",
+                         lambda: gone_is_fine(rds.delete_db_parameter_group, DBParameterGroupName=change.id),
+                         GROUP_DELETE_WAIT, ctx.report, f"deleting DB parameter group {change.name} to make it again")
+    if change.action is Action.CREATE or replace:
         family = ctx.observed[NAME].engine.family
         try:
             rds.create_db_parameter_group(
