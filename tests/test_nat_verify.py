@@ -207,3 +207,17 @@ def test_cli_prints_one_line_per_check_and_exits_1_on_a_failure(make_ctx, monkey
     assert len([line for line in out.out.splitlines() if line.lstrip().startswith(("✓", "✗"))]) == 4
     assert ("The NAT forwards: all checks pass." in out.out) == (code == 0)
     print(out.out)
+
+
+def test_in_the_sandbox_it_says_the_sandbox_cannot_run_commands_and_exits_2(capsys, monkeypatch):
+    from conftest import run_cli
+
+    starts = []
+    from awsprac import sandbox
+
+    monkeypatch.setattr(sandbox.Sandbox, "start", classmethod(lambda cls, **kw: starts.append(kw)))
+    code, out, err = run_cli(capsys, "nat", "verify", "--env", "stg", "--sandbox")
+    assert code == 2
+    assert err == ("error: the sandbox cannot run commands on instances, so it cannot check a NAT instance from inside: "
+                   "run `awsprac nat verify --env stg` against AWS\n")
+    assert starts == []  # no emulation even started

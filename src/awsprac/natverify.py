@@ -163,6 +163,10 @@ def verify(ctx) -> list[Result]:
 
 def run(app) -> None:
     """`awsprac nat verify`: one line per check, exit 1 when any fails."""
+    if app.settings.sandbox:
+        # moto answers SendCommand with "Success" and runs nothing: there is nothing to verify.
+        raise UsageError(f"the sandbox cannot run commands on instances, so it cannot check a NAT instance from inside: "
+                         f"run `awsprac nat verify --env {app.cfg.env}` against AWS")
     ctx = app.context()
     results = verify(ctx)
     show(app.report, results, ctx.cfg.env, f"NAT checks for {app.title}")

@@ -55,11 +55,14 @@ def faithful_moto() -> None:
 
     - CreateImage with TagSpecifications for the snapshot: AWS tags the AMI's snapshots; moto raises
       NotImplementedError (a 500). Here the image is made with its own tags and the snapshot tagged after.
+    - A NAT gateway's network interface: AWS makes it requester-managed, of type `nat_gateway`, and
+      removes it with the gateway; moto makes a plain interface and keeps it forever.
     """
     from moto.ec2.models.amis import AmiBackend
 
     if getattr(AmiBackend.create_image, "_awsprac", False):
         return
+    _nat_gateway_interfaces_as_on_aws()
     original = AmiBackend.create_image
 
     def create_image(self, instance_id, name, description, tag_specifications):
@@ -72,3 +75,28 @@ def faithful_moto() -> None:
 
     create_image._awsprac = True  # type: ignore[attr-defined]
     AmiBackend.create_image = create_image
+
+
+def _nat_gateway_interfaces_as_on_aws() -> None:
+    from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend
+
+    made, deleted = NatGateway.__init__, NatGatewayBackend.delete_nat_gateway
+
+    def __init__(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        self._eni.interface_type = "nat_gateway"
+        self._eni.requester_managed = True
+        self._eni.description = f"Interface for NAT Gateway {self.id}"
+
+    def delete_nat_gateway(self, nat_gateway_id):
+        gateway = deleted(self, nat_gateway_id)
+        eni = getattr(gateway, "_eni", None)
+        if eni is not None and eni.id in self.enis:
+            for address in self.addresses:
+                if address.eni is eni:
+                    address.eni, address.association_id = None, None
+            self.enis.pop(eni.id)
+        return gateway
+
+    NatGateway.__init__ = __init__
+    NatGatewayBackend.delete_nat_gateway = delete_nat_gateway
