@@ -32,6 +32,7 @@ class Sandbox:
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         faithful_moto()
+        record_outside_the_working_tree()
         if account_id:
             # Keep a pinned env file valid in the sandbox: emulate that account.
             os.environ["MOTO_ACCOUNT_ID"] = account_id
@@ -48,6 +49,19 @@ class Sandbox:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def record_outside_the_working_tree() -> None:
+    """moto's request recorder (turned on through /moto-api/recorder/) appends to `moto_recording` in the
+    current folder unless MOTO_RECORDER_FILEPATH was set before moto was imported: a request dump in the
+    user's project. Point it at the temp folder instead (a path the user set is kept)."""
+    if os.environ.get("MOTO_RECORDER_FILEPATH"):
+        return
+    import tempfile
+
+    from moto.moto_api import recorder
+
+    recorder._location = os.path.join(tempfile.gettempdir(), f"awsprac-sandbox-{os.getpid()}.recording")
 
 
 def faithful_moto() -> None:
