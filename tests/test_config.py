@@ -212,3 +212,11 @@ def test_an_unknown_region_given_as_the_flag_names_the_flag(capsys, monkeypatch,
     assert code == 2
     assert "--region: 'ap-northeast-9' is not an AWS region" in err and "stg.toml" not in err
     assert calls.names == []
+
+
+def test_the_env_files_and_readme_say_which_minor_the_plan_uses():
+    from awsprac.rdsinstance import DEFAULT_MINOR
+
+    readme = (ENVS.parent / "README.md").read_text()
+    for text in (envfiles.render("stg"), readme):
+        assert DEFAULT_MINOR in text and "newest" not in text.lower()

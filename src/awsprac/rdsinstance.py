@@ -73,6 +73,11 @@ def find_db(ctx: Context, name: str) -> dict | None:
     return items[0] if items else None
 
 
+# What a new instance runs: AWS's default minor of the major (DescribeDBEngineVersions DefaultOnly), not the
+# newest; the env files and the README say the same words.
+DEFAULT_MINOR = "AWS's default minor"
+
+
 def engine_default(ctx: Context) -> EngineDefault:
     """AWS's default version of the configured major, and its parameter group family."""
     db = ctx.cfg.database
@@ -93,7 +98,7 @@ def engine_default(ctx: Context) -> EngineDefault:
             f"set database.engine_major in {ctx.cfg.path} to a major version it offers"
         )
     v = versions[0]
-    return EngineDefault(v["EngineVersion"], v["DBParameterGroupFamily"], "AWS's default minor")
+    return EngineDefault(v["EngineVersion"], v["DBParameterGroupFamily"], DEFAULT_MINOR)
 
 
 def _engine_fallback(ctx: Context, why: str) -> EngineDefault:
