@@ -1,4 +1,4 @@
-"""Env files: SPEC defaults, and one clear line (file, key, value) for every bad input."""
+"""Env files: the documented defaults, and one clear line (file, key, value) for every bad input."""
 
 from pathlib import Path
 

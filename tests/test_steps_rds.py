@@ -1,4 +1,4 @@
-"""Step `rds` against in-process moto: SPEC section 5 exactly, what is SENT, engine version lookup, drift
+"""Step `rds` against in-process moto: docs/reference.md section 5 exactly, what is SENT, engine version lookup, drift
 (in place now / at the window / reported), waiting with a fake clock, DB_HOST, adoption, teardown."""
 
 import re

@@ -88,7 +88,7 @@ def _app(env: str):
 @click.option("--force", is_flag=True, help="Overwrite existing env files.")
 @global_options
 def init(stg_account: str, prd_account: str, force: bool) -> None:
-    """Write envs/stg.toml and envs/prd.toml with SPEC's defaults, commented."""
+    """Write envs/stg.toml and envs/prd.toml with the defaults of docs/reference.md, commented."""
     from awsprac import commands
 
     commands.init(click.get_current_context().find_object(Settings), {"stg": stg_account, "prd": prd_account}, force)
@@ -191,7 +191,7 @@ def destroy(env: str, **options) -> None:
 @cli.group()
 @global_options
 def profile() -> None:
-    """The CLI user's access key in the named profile aws-practice-terraform-ENV (SPEC section 1).
+    """The CLI user's access key in the named profile aws-practice-terraform-ENV (docs/reference.md section 1).
 
     \b
       awsprac profile import --env stg --csv FILE [--direnv]   the key the IAM console downloaded

@@ -115,7 +115,7 @@ class EnvConfig:
         return f"{self.project}-igw-{self.env}"
 
     def name(self, template: str) -> str:
-        """Expand a SPEC name pattern such as '{project}-nat-{env}'."""
+        """Expand a name pattern of docs/reference.md such as '{project}-nat-{env}'."""
         return template.format(project=self.project, env=self.env)
 
 

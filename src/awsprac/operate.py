@@ -1,4 +1,4 @@
-"""`awsprac stop` / `awsprac start`: park the NAT instance and the DB when unused (SPEC section 10).
+"""`awsprac stop` / `awsprac start`: park the NAT instance and the DB when unused (docs/reference.md section 10).
 
 Stop: the DB first, then the NAT instance; start: the NAT instance first, then the DB. Each is
 state-aware: already there is success; a busy DB (backing-up, modifying, ...) is waited on until it

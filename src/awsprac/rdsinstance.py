@@ -1,4 +1,4 @@
-"""The RDS instance of SPEC section 5, as knowledge the `rds` step uses: what CreateDBInstance is sent,
+"""The RDS instance of docs/reference.md section 5, as knowledge the `rds` step uses: what CreateDBInstance is sent,
 which settings can change in place (and how ModifyDBInstance takes them), which cannot, and waiting on
 its status. Pure functions of the env file and AWS's description, plus the describe/wait calls.
 
@@ -124,7 +124,7 @@ def major(version: str) -> str:
 
 
 def settings(cfg: EnvConfig, spec: DbSpec, db: dict, sg_id: str | None) -> list[Setting]:
-    """Every modifiable setting SPEC fixes, against what AWS returned. A setting missing from AWS's
+    """Every modifiable setting docs/reference.md fixes, against what AWS returned. A setting missing from AWS's
     answer is not compared (moto omits Performance Insights): it could never converge."""
     c = cfg.database
     out: list[Setting] = []

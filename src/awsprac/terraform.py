@@ -228,7 +228,7 @@ class _Builder:
     def network(self) -> None:
         from awsprac.steps import subnets as subnets_step
 
-        f = self.file("network.tf", "VPC, subnets, internet gateway (SPEC section 2).")
+        f = self.file("network.tf", "VPC, subnets, internet gateway (docs/reference.md section 2).")
         vpc_obs = self.obs["vpc"]
         raw = vpc_obs.vpc.raw
         support, hostnames = vpc_obs.dns
@@ -271,7 +271,7 @@ class _Builder:
         mode = self.cfg.nat.mode
         if mode == "none":
             return
-        f = self.file("nat.tf", f"The NAT, mode {mode} (SPEC section 3).")
+        f = self.file("nat.tf", f"The NAT, mode {mode} (docs/reference.md section 3).")
         have = self.obs["nat"]
         n = nat_step.names(self.cfg)
         if mode == "instance":
@@ -402,7 +402,7 @@ class _Builder:
     def routes(self) -> None:
         from awsprac.steps import routes as routes_step
 
-        f = self.file("routes.tf", "Route tables, default routes, subnet associations; the private table is the VPC's main (SPEC section 4).")
+        f = self.file("routes.tf", "Route tables, default routes, subnet associations; the private table is the VPC's main (docs/reference.md section 4).")
         have = self.obs["routes"]
         subnets = self.obs["subnets"].subnets
         for spec in routes_step.desired(self.cfg):
@@ -453,7 +453,7 @@ class _Builder:
 
     def secrets(self) -> None:
         f = self.file("secrets.tf", (
-            "The DB credentials' secret (SPEC section 6): the secret only, never its value. An\n"
+            "The DB credentials' secret (docs/reference.md section 6): the secret only, never its value. An\n"
             "aws_secretsmanager_secret_version would need the password in these files and would copy it into\n"
             "Terraform's state; awsprac keeps writing the value (`awsprac db reset-password` replaces it)."
         ))
@@ -474,7 +474,7 @@ class _Builder:
     def database(self) -> None:
         from awsprac.steps import rds as rds_step
 
-        f = self.file("database.tf", "The database: security group, subnet and parameter groups, PostgreSQL (SPEC section 5).")
+        f = self.file("database.tf", "The database: security group, subnet and parameter groups, PostgreSQL (docs/reference.md section 5).")
         have = self.obs["rds"]
         sg_spec, sng_spec, pg_spec, db_spec = rds_step.desired(self.cfg)
         sg = self.security_group(f, "db", have.sg, sg_spec.name, "DB")
@@ -556,7 +556,7 @@ class _Builder:
     def ecr(self) -> None:
         from awsprac.steps import ecr as ecr_step
 
-        f = self.file("ecr.tf", "The container registry and its lifecycle policy (SPEC section 7).")
+        f = self.file("ecr.tf", "The container registry and its lifecycle policy (docs/reference.md section 7).")
         have = self.obs["ecr"]
         if have.repo is None:
             self.missing(f"ECR repository {ecr_step.repository_name(self.cfg)}")
@@ -583,7 +583,7 @@ class _Builder:
     def scheduler(self) -> None:
         from awsprac.steps import scheduler as scheduler_step
 
-        f = self.file("scheduler.tf", "EventBridge Scheduler keeps a stopped DB stopped: weekly start, stop 30 minutes later (SPEC section 8).")
+        f = self.file("scheduler.tf", "EventBridge Scheduler keeps a stopped DB stopped: weekly start, stop 30 minutes later (docs/reference.md section 8).")
         have = self.obs["scheduler"]
         role_spec, group_spec, *schedule_specs = scheduler_step.desired(self.cfg)
         role = None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# The order steps are listed in SPEC; the runner orders by REQUIRES, this only breaks ties.
+# The order docs/reference.md lists the steps in; the runner orders by REQUIRES, this only breaks ties.
 ORDER = ("profile", "vpc", "subnets", "igw", "nat-iam", "nat", "routes", "secrets", "rds", "ecr", "scheduler")
 
 

@@ -1,4 +1,4 @@
-"""Step `ecr`: the container registry `{project}-{env}` and its lifecycle policy (SPEC section 7).
+"""Step `ecr`: the container registry `{project}-{env}` and its lifecycle policy (docs/reference.md section 7).
 
 Tag mutability is reconciled; encryption is fixed at creation, so a difference is reported
 with what it would take, never "fixed" by deleting a repository that holds images. The

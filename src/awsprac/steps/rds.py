@@ -1,5 +1,5 @@
 """Step `rds`: the database's security group, DB subnet group, DB parameter group and the PostgreSQL
-instance itself, with every setting of SPEC section 5.
+instance itself, with every setting of docs/reference.md section 5.
 
 - The engine version is resolved from AWS (the default minor of the configured major) when the instance
   is created, and afterwards compared by major only: automatic minor upgrades are not drift.
@@ -41,7 +41,7 @@ REQUIRES = ("vpc", "subnets", "secrets")
 OBSERVES_AFTER = ("vpc",)  # observe() needs the VPC's id; the secret and the instance it shares with step secrets
 CHANGES_AFTER = {"DB instance": ("security group", "DB subnet group", "DB parameter group")}
 
-DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; SPEC keeps it
+DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; docs/reference.md keeps it
 GROUP_DELETE_WAIT = 5 * 60  # a subnet/parameter group stays "in use" briefly after its instance is gone
 SG_DELETE_WAIT = 20 * 60  # the instance's network interfaces linger for minutes and hold the group
 
@@ -295,7 +295,7 @@ def _sg_changes(ctx: Context, spec: SgSpec, sg: Found | None) -> list[Change]:
             fields.append(FieldDiff("rules added by hand", text, "(none)"))
         else:
             changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, sg.id, (FieldDiff("rules added by hand", text, "(none)"),),
-                                  note="kept; `awsprac up --prune` removes them (SPEC: no inbound rules until the API server exists)"))
+                                  note="kept; `awsprac up --prune` removes them (docs/reference.md: no inbound rules until the API server exists)"))
     return changes + update(ctx, NAME, sg, fields, spec)
 
 
@@ -469,7 +469,7 @@ def _apply_sg(ctx: Context, change: Change) -> None:
         ctx.made[(spec.kind, spec.name)] = ec2.create_security_group(
             GroupName=spec.name, Description=spec.description, VpcId=ctx.observed["vpc"].id,
             TagSpecifications=tags.specification("security-group", ctx.tags(spec.name)),
-        )["GroupId"]  # a new group allows all outbound traffic and no inbound: exactly SPEC
+        )["GroupId"]  # a new group allows all outbound traffic and no inbound: exactly docs/reference.md
         return
     sg = ctx.observed[NAME].sg
     retag(ctx, sg)

@@ -1,4 +1,4 @@
-"""Step `routes`: the public and private route tables (SPEC section 4).
+"""Step `routes`: the public and private route tables (docs/reference.md section 4).
 
 - `{project}-rtb-public-{env}`: 0.0.0.0/0 -> the internet gateway; the public subnets.
 - `{project}-rtb-private-{env}`: 0.0.0.0/0 -> the NAT instance's network interface or the NAT

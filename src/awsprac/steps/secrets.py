@@ -1,4 +1,4 @@
-"""Step `secrets`: the secret `rds-main-{env}` with the database's credentials (SPEC section 6).
+"""Step `secrets`: the secret `rds-main-{env}` with the database's credentials (docs/reference.md section 6).
 
 It runs before `rds`: the password is generated (by Secrets Manager) and stored here first, and the
 database is then created with the password read back from this secret, so a crash in between loses

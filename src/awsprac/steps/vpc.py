@@ -1,4 +1,4 @@
-"""Step `vpc`: the VPC `{project}-{env}`: CIDR, tenancy, DNS support and hostnames (SPEC section 2)."""
+"""Step `vpc`: the VPC `{project}-{env}`: CIDR, tenancy, DNS support and hostnames (docs/reference.md section 2)."""
 
 from __future__ import annotations
 
