@@ -132,8 +132,10 @@ def test_moto_runs_the_command_but_returns_no_output_a_clear_error(make_ctx):
     """Without injection: SendCommand and GetCommandInvocation really go to moto, which answers Success
     with empty output (it executes nothing): that is reported, not taken for a pass."""
     nat_instance()
-    with pytest.raises(natverify.NatNotVerified, match="the checks did not run on the NAT instance: command Success"):
+    with pytest.raises(UsageError, match="the checks did not run on the NAT instance: command Success") as err:
         natverify.verify(make_ctx())
+    assert "an emulation such as the sandbox cannot" in str(err.value) and "again" not in str(err.value)
+    assert err.value.exit_code == 2
 
 
 def test_a_command_that_timed_out_on_the_instance(make_ctx):
