@@ -269,7 +269,7 @@ def validate_scheduler(cfg: EnvConfig) -> None:
     known_zone = not s.timezone.startswith(("posix/", "right/")) and s.timezone not in ("localtime", "Factory", "posixrules")
     try:
         zoneinfo.ZoneInfo(s.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # not found, not a key, not a zone file
         known_zone = False
     if not known_zone:
         _fail(cfg, "scheduler.timezone", f"{s.timezone!r} is not an IANA time zone name (like Asia/Tokyo or UTC)")
