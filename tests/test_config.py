@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from awsprac import config, envfiles
-from awsprac.errors import ConfigError, UsageError
+from awsprac import config
+from awsprac.engine import envfiles
+from awsprac.engine.errors import ConfigError, UsageError
 
 from conftest import ENVS
 
@@ -113,7 +114,7 @@ def test_other_cidr_and_three_azs_split_cleanly(tmp_path):
 
 
 def test_init_writes_both_files_and_keeps_existing(tmp_path):
-    from awsprac.envfiles import write_defaults
+    from awsprac.engine.envfiles import write_defaults
 
     results = write_defaults(tmp_path, {"prd": "210987654321"}, force=False)
     assert [what for _, what in results] == ["written", "written"]
@@ -183,9 +184,9 @@ def test_what_aws_would_refuse_is_one_line_before_anything_is_sent(tmp_path, cap
     "rate(1 hour)", "rate(5 minutes)", "rate(7 days)", "at(2027-01-31T05:00:00)",
 ])
 def test_expressions_scheduler_takes_pass(expression):
-    from awsprac import cron
+    from awsprac import known
 
-    assert cron.problem(expression) is None
+    assert known.expression_problem(expression) is None
 
 
 def test_the_timezones_people_use_pass(tmp_path):
@@ -215,7 +216,7 @@ def test_an_unknown_region_given_as_the_flag_names_the_flag(capsys, monkeypatch,
 
 
 def test_the_env_files_and_readme_say_which_minor_the_plan_uses():
-    from awsprac.rdsinstance import DEFAULT_MINOR
+    from awsprac.steps.rds.instance import DEFAULT_MINOR
 
     readme = (ENVS.parent / "README.md").read_text()
     for text in (envfiles.render("stg"), readme):

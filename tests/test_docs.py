@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from awsprac import config, envfiles, steps
+from awsprac import config, steps
+from awsprac.engine import envfiles
 
 from conftest import ENVS, REPO
 

@@ -8,7 +8,7 @@ import boto3
 def test_the_sandbox_recorder_never_writes_into_the_working_folder(tmp_path, monkeypatch):
     from moto.moto_api import recorder
 
-    from awsprac.sandbox import Sandbox
+    from awsprac.engine.sandbox import Sandbox
 
     import tempfile
 

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from awsprac.errors import ConfigError, UsageError
+from awsprac.engine.errors import ConfigError, UsageError
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
@@ -262,7 +262,7 @@ def validate_scheduler(cfg: EnvConfig) -> None:
     """What EventBridge Scheduler would refuse, refused here (checked even while the schedules are off)."""
     import zoneinfo
 
-    from awsprac import cron
+    from awsprac import known
 
     s = cfg.scheduler
     # The tz database's own files that are not zone names (listing every zone costs ~0.2 s: not done).
@@ -275,7 +275,7 @@ def validate_scheduler(cfg: EnvConfig) -> None:
         _fail(cfg, "scheduler.timezone", f"{s.timezone!r} is not an IANA time zone name (like Asia/Tokyo or UTC)")
     for key in ("start_expression", "stop_expression"):
         value = getattr(s, key)
-        why = cron.problem(value)
+        why = known.expression_problem(value)
         if why:
             _fail(cfg, f"scheduler.{key}", f"{value!r}: {why}")
 
@@ -297,7 +297,7 @@ def validate_network(cfg: EnvConfig) -> None:
             _fail(cfg, "network.azs", f"{az!r} is not a zone of region {cfg.region!r} (like {cfg.region}a)")
     if net.instance_tenancy not in ("default", "dedicated"):
         _fail(cfg, "network.instance_tenancy", f"{net.instance_tenancy!r} must be default or dedicated")
-    from awsprac.cidr import SubnetSplitError, split  # local: keeps config import light
+    from awsprac.engine.cidr import SubnetSplitError, split  # local: keeps config import light
 
     try:
         split(net.vpc_cidr, len(net.azs) * 2)

@@ -1,11 +1,15 @@
-"""What AWS has, as lists kept here: regions and RDS engines with the majors each ever had.
+"""What AWS has and accepts, kept here: regions, RDS engines with the majors each ever had, and the
+expressions EventBridge Scheduler takes.
 
-An env file is checked against them before anything is sent, so a typo (`ap-northeast-9`, `podevres`,
-`engine_major = "71"`) is one line naming the file, key and value, and never a resource built from it.
-When AWS adds a region or a major, add it here.
+An env file is checked against them (by config) before anything is sent, so a typo (`ap-northeast-9`,
+`podevres`, `engine_major = "71"`, `cron(0 25 ? * SUN *)`) is one line naming the file, key and value,
+and never a resource built from it. When AWS adds a region or a major, add it here.
 """
 
 from __future__ import annotations
+
+import re
+from datetime import datetime
 
 # Every region of the aws, aws-cn, aws-us-gov and aws-eusc partitions (as botocore's endpoints list them).
 REGIONS = frozenset({
@@ -59,3 +63,77 @@ def engine_major_problem(engine: str, major: str) -> str | None:
     if major in majors:
         return None
     return f"{major!r}: RDS {engine} never had that major version (it has had {', '.join(majors)})"
+
+
+# --- what Scheduler accepts (checked when the env file is read, before anything is sent) ---
+
+MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
+DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split(), 1)}
+RATE_UNITS = ("minute", "minutes", "hour", "hours", "day", "days")
+
+
+def _token_problem(token: str, low: int, high: int, names: dict[str, int] | None, special: str) -> str | None:
+    """One comma-separated item of a field: `*`, a value, `a-b`, each with an optional `/n`; `special`
+    is the field's own forms (day-of-month: L, LW, nW; day-of-week: L, nL, n#k)."""
+    if special == "dom" and re.fullmatch(r"L|LW|([1-9]|[12]\d|3[01])W", token):
+        return None
+    if special == "dow" and re.fullmatch(r"L|[1-7]L|[1-7]#[1-5]|(SUN|MON|TUE|WED|THU|FRI|SAT)(L|#[1-5])", token.upper()):
+        return None
+    base, slash, step = token.partition("/")
+    if slash and not (step.isdigit() and int(step) > 0):
+        return f"{token!r} has a bad increment"
+
+    def value(text: str) -> int | None:
+        if names and text.upper() in names:
+            return names[text.upper()]
+        return int(text) if text.isdigit() else None
+
+    if base == "*":
+        return None
+    ends = base.split("-", 1)
+    values = [value(e) for e in ends]
+    if None in values:
+        return f"{token!r} is not a value of this field"
+    if any(not low <= v <= high for v in values):
+        return f"{token!r} is outside {low}-{high}"
+    return None
+
+
+def expression_problem(expression: str) -> str | None:
+    """Why EventBridge Scheduler would refuse `expression` (cron, rate or at), or None."""
+    text = expression.strip()
+    at = re.fullmatch(r"at\((.*)\)", text)
+    if at:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", at.group(1)):
+            return "at(...) takes yyyy-mm-ddThh:mm:ss"
+        try:
+            datetime.fromisoformat(at.group(1))
+        except ValueError as exc:
+            return f"at(...): {exc}"
+        return None
+    rate = re.fullmatch(r"rate\((.*)\)", text)
+    if rate:
+        parts = rate.group(1).split()
+        if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) < 1 or parts[1] not in RATE_UNITS:
+            return f"rate(...) takes a positive whole number and a unit ({', '.join(RATE_UNITS)})"
+        return None
+    match = re.fullmatch(r"cron\((.*)\)", text)
+    if not match:
+        return "must be cron(...), rate(...) or at(...)"
+    parts = match.group(1).split()
+    if len(parts) != 6:
+        return f"cron has 6 fields (minutes hours day-of-month month day-of-week year), this has {len(parts)}"
+    fields = (("minutes", 0, 59, None, ""), ("hours", 0, 23, None, ""), ("day-of-month", 1, 31, None, "dom"),
+              ("month", 1, 12, MONTHS, ""), ("day-of-week", 1, 7, DAYS, "dow"), ("year", 1970, 2199, None, ""))
+    for text_, (label, low, high, names, special) in zip(parts, fields):
+        if text_ == "?":
+            if not special:
+                return f"`?` only goes in day-of-month or day-of-week, not {label}"
+            continue
+        for token in text_.split(","):
+            why = _token_problem(token, low, high, names, special)
+            if why:
+                return f"{label}: {why}"
+    if (parts[2] == "?") == (parts[4] == "?"):
+        return "exactly one of day-of-month and day-of-week must be `?`"
+    return None
