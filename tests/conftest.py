@@ -18,6 +18,15 @@ ENVS = REPO / "envs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """The suite leaves no moto request dump in the working tree (moto's recorder writes `moto_recording`
+    into the current folder when nothing says otherwise): a run that does fails."""
+    left = [p for p in (REPO / "moto_recording", Path.cwd() / "moto_recording") if p.exists()]
+    if left:
+        session.exitstatus = 1
+        sys.stderr.write(f"\nthe test run left a moto request dump behind: {left[0]} (see awsprac.engine.sandbox.record_outside_the_working_tree)\n")
+
+
 @pytest.fixture(autouse=True)
 def clean_aws_environment(monkeypatch, tmp_path_factory):
     """No test ever reaches a real account: fake keys, no profiles, no stray endpoint."""
@@ -195,7 +204,7 @@ class FailFirst:
 
 
 class FakeClock:
-    """Stands in for awsprac.waiting.clock: pauses advance time without waiting."""
+    """Stands in for awsprac.engine.waiting.clock: pauses advance time without waiting."""
 
     def __init__(self):
         self.t = 0.0

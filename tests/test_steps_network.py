@@ -11,7 +11,7 @@ from conftest import build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-NETWORK = ["vpc", "subnets", "igw"]  # the steps of SPEC section 2; other steps have their own tests
+NETWORK = ["vpc", "subnets", "igw"]  # the steps of docs/reference.md section 2; other steps have their own tests
 
 
 def ec2():

@@ -1,4 +1,4 @@
-"""Step `routes`: the public and private route tables (SPEC section 4).
+"""Step `routes`: the public and private route tables (docs/reference.md section 4).
 
 - `{project}-rtb-public-{env}`: 0.0.0.0/0 -> the internet gateway; the public subnets.
 - `{project}-rtb-private-{env}`: 0.0.0.0/0 -> the NAT instance's network interface or the NAT
@@ -341,7 +341,7 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
 def export_terraform(ctx: Context, out) -> None:
     from awsprac.engine.terraform import DEFAULT_ROUTE, Resource
 
-    f = out.file("routes.tf", "Route tables, default routes, subnet associations; the private table is the VPC's main (SPEC section 4).")
+    f = out.file("routes.tf", "Route tables, default routes, subnet associations; the private table is the VPC's main (docs/reference.md section 4).")
     have: Observed = ctx.observed[NAME]
     subnets = ctx.observed["subnets"].subnets
     vpc = out.ref("aws_vpc", ctx.observed["vpc"].vpc.id)

@@ -1,4 +1,4 @@
-"""Step `vpc`: the VPC `{project}-{env}`: CIDR, tenancy, DNS support and hostnames (SPEC section 2)."""
+"""Step `vpc`: the VPC `{project}-{env}`: CIDR, tenancy, DNS support and hostnames (docs/reference.md section 2)."""
 
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def _dns_text(support: bool, hostnames: bool) -> str:
 
 # --- facets ---
 
-NETWORK_TF = ("network.tf", "VPC, subnets, internet gateway (SPEC section 2).")
+NETWORK_TF = ("network.tf", "VPC, subnets, internet gateway (docs/reference.md section 2).")
 
 
 def export_terraform(ctx: Context, out) -> None:
