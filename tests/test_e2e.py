@@ -139,7 +139,9 @@ def test_sandbox_command_serves_other_terminals(awsprac, tmp_path):
     assert f"export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_ENDPOINT_URL={endpoint}" in box.stderr.read()
 
 
-def test_two_runs_at_once_build_one_env(awsprac, server):
+def test_a_second_run_is_refused_while_the_first_holds_the_lease(awsprac, server):
+    """Deterministic: the first run is paused (by its proxy) right after its first write, the lease; a
+    second run meanwhile must be refused with who holds it; released, the first builds the env alone."""
     import os
     import shutil
     import subprocess
@@ -148,17 +150,27 @@ def test_two_runs_at_once_build_one_env(awsprac, server):
 
     from proxy import Proxy
 
-    slow = Proxy(server.endpoint, delay=0.03).start()  # both runs plan before either applies
+    exe = shutil.which("awsprac", path=str(Path(sys.executable).parent)) or shutil.which("awsprac")
+    paused = Proxy(server.endpoint).start()
+    paused.hold_after_write = 1
+    logs = awsprac.cwd / "first.out", awsprac.cwd / "first.err"
     try:
-        exe = shutil.which("awsprac", path=str(Path(sys.executable).parent)) or shutil.which("awsprac")
-        env = {**os.environ, "AWS_ENDPOINT_URL": slow.endpoint}
-        runs = [subprocess.Popen([exe, "up", "--env", "stg", "--yes"], cwd=awsprac.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-        results = [(p.wait(timeout=180), p.stderr.read()) for p in runs]
+        with open(logs[0], "w") as out, open(logs[1], "w") as err:
+            first = subprocess.Popen([exe, "up", "--env", "stg", "--yes"], cwd=awsprac.cwd, stdout=out, stderr=err,
+                                     env={**os.environ, "AWS_ENDPOINT_URL": paused.endpoint})
+        try:
+            assert paused.holding.wait(timeout=120), f"the first run never got past its first write: {logs[1].read_text()}"
+            assert [a for a in paused.actions if is_write(a)] == ["AmazonSSM.PutParameter"], paused.actions
+            second = awsprac("up", "--env", "stg", "--yes")
+            assert second.returncode == 1, second.stderr
+            assert second.stderr.startswith("error: env stg is locked by another awsprac run (up on "), second.stderr
+            assert ", expires " in second.stderr and second.stderr.count("\n") == 1
+            assert owned(server) == [], "the refused run built nothing"
+        finally:
+            paused.release()
+            code = first.wait(timeout=180)
     finally:
-        slow.stop()
-    assert sorted(code for code, _ in results) in ([0, 0], [0, 1]), results
-    for code, err in results:
-        if code == 1:
-            assert "error: env stg is locked by another awsprac run" in err
-    names = [v["Tags"] for v in client(server).describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["aws-practice-stg"]}])["Vpcs"]]
-    assert len(names) == 1 and len(owned(server)) == 6
+        paused.stop()
+    assert code == 0, logs[1].read_text()
+    vpcs = client(server).describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["aws-practice-stg"]}])["Vpcs"]
+    assert len(vpcs) == 1 and len(owned(server)) == 6
