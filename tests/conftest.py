@@ -20,8 +20,11 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @pytest.fixture(autouse=True)
 def clean_aws_environment(monkeypatch, tmp_path_factory):
-    """No test ever reaches a real account: fake keys, no profiles, no stray endpoint."""
+    """No test ever reaches a real account: fake keys, no profiles, no stray endpoint. And none runs in
+    the checkout: a command that writes to the current folder (`profile import --direnv`'s ./.envrc)
+    writes into a scratch folder, whatever folder pytest was started from."""
     home = tmp_path_factory.mktemp("home")
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     for key in list(os.environ):
         if key.startswith("AWS_") or key.startswith("MOTO_"):
             monkeypatch.delenv(key)

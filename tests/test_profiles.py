@@ -107,8 +107,11 @@ BAD_CSVS = {
 
 
 @pytest.mark.parametrize("case", BAD_CSVS)
-def test_bad_csv_is_one_line_exit_2_and_nothing_written(case, capsys, tmp_path, files, mocked):
+def test_bad_csv_is_one_line_exit_2_and_nothing_written(case, capsys, monkeypatch, tmp_path, files, mocked):
     text, message = BAD_CSVS[case]
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # --direnv writes ./.envrc: never in the checkout
     path = tmp_path / "bad.csv"
     path.write_bytes(text.encode("utf-8"))
     before = snapshot(home())
@@ -116,7 +119,7 @@ def test_bad_csv_is_one_line_exit_2_and_nothing_written(case, capsys, tmp_path, 
     assert code == 2
     assert err.startswith(f"error: {path}: ") and message in err and err.count("\n") == 1, err
     assert SECRET not in err and KEY_ID not in err
-    assert snapshot(home()) == before and not (Path.cwd() / ".envrc").exists()
+    assert snapshot(home()) == before and list(work.iterdir()) == []
 
 
 def test_missing_or_binary_csv_is_exit_2(capsys, tmp_path, files, mocked):
