@@ -19,6 +19,8 @@ import pytest
 
 from awsprac import nat_userdata
 
+from conftest import missing_capability
+
 
 @pytest.fixture
 def script(cfg):
@@ -166,7 +168,7 @@ STUBS = {
 def lab():
     reason = _can_use_namespaces()
     if reason:
-        pytest.skip(reason)
+        missing_capability(reason)
     lab = Lab()
     try:
         lab.build()

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 
-from conftest import ENVS, FIXTURES, aws_error, hook_every_session, run_cli
+from conftest import ENVS, FIXTURES, aws_error, hook_every_session, missing_capability, run_cli
 
 CSV = FIXTURES / "aws-practice-terraform-stg_accessKeys.csv"
 OLD_CSV = FIXTURES / "older-console-format_credentials.csv"
@@ -203,22 +203,34 @@ def test_default_locations_get_private_modes(capsys, monkeypatch, mocked):
     assert not list(aws.glob("*.bak"))  # nothing was there to back up
 
 
+def _unwritable_how(scratch: Path) -> str:
+    """How this machine can make a folder unwritable even for the user running the tests ('' if it cannot)."""
+    if os.geteuid() != 0:
+        return "chmod"
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(scratch)], capture_output=True).returncode == 0:
+        subprocess.run(["chattr", "-i", str(scratch)], check=True)
+        return "chattr"
+    return ""
+
+
 @pytest.fixture
-def read_only():
-    """Make a folder unwritable even for root (the immutable attribute), or by its mode for other users."""
+def read_only(tmp_path_factory):
+    """Make a folder unwritable even for root (the immutable attribute), or by its mode for other users.
+    Whether this machine can is found out before the test starts (never a skip halfway through it)."""
+    how = _unwritable_how(tmp_path_factory.mktemp("probe"))
+    if not how:
+        missing_capability("cannot make a folder unwritable for root here: needs chattr (e2fsprogs) on a file system that supports it")
     made = []
 
     def make(folder: Path) -> None:
-        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
-            made.append(("chattr", folder))
-        elif os.geteuid() != 0:
-            folder.chmod(0o500)
-            made.append(("chmod", folder))
+        if how == "chattr":
+            subprocess.run(["chattr", "+i", str(folder)], check=True)
         else:
-            pytest.skip("cannot make a folder unwritable for root here (no chattr)")
+            folder.chmod(0o500)
+        made.append(folder)
 
     yield make
-    for how, folder in made:
+    for folder in made:
         if how == "chattr":
             subprocess.run(["chattr", "-i", str(folder)], check=True)
         else:
