@@ -232,15 +232,34 @@ def clock(monkeypatch):
 # --- end to end: the installed `awsprac` in a subprocess against a moto server on 127.0.0.1 ---
 
 
+# Run in its own process: binds port 0 and prints the port it got, so no other process can take it first.
+_MOTO_SERVER = """
+import sys, threading
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # until the test session closes our stdin
+server.stop()
+"""
+
+
+def readline_within(stream, seconds: float, what: str) -> str:
+    """One line from a subprocess pipe, or an AssertionError after `seconds` (never a hung suite)."""
+    import threading
+
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    if not got:
+        raise AssertionError(f"{what}: no line within {seconds:.0f} s")
+    return got[0]
+
+
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory):
     """A moto server in its own process (never mixed with in-process mocks), with its request recorder."""
-    import socket
-    import time
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     folder = tmp_path_factory.mktemp("moto-server")
     env = {
         **os.environ,
@@ -249,20 +268,21 @@ def moto_server(tmp_path_factory):
         "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # 1,200 AMIs reloaded after every reset cost ~1 s
     }
     log = open(folder / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", _MOTO_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True)
+    try:
+        port = int(readline_within(proc.stdout, 60, "moto server start").strip() or 0)
+    except (AssertionError, ValueError):
+        proc.kill()
+        raise RuntimeError(f"moto server did not start: {(folder / 'server.log').read_text()}") from None
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"moto server did not start: {(folder / 'server.log').read_text()}")
-            time.sleep(0.1)
+    urllib.request.urlopen(endpoint + "/moto-api/", timeout=30).read()
     yield endpoint
-    proc.terminate()
-    proc.wait(timeout=30)
+    proc.stdin.close()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
     log.close()
 
 

@@ -66,6 +66,7 @@ class Proxy:
         self._timings: list[Timing] = []
         self.writes = 0
         self.killed = False
+        self.killed_after: str | None = None  # the write whose answer the killed run never saw
         self._lock = threading.Lock()
         proxy = self
 
@@ -106,6 +107,7 @@ class Proxy:
                 if kill and proxy.victim_pid:
                     os.kill(proxy.victim_pid, signal.SIGKILL)
                     proxy.killed = True
+                    proxy.killed_after = f"{action} (write {proxy.writes}, request {len(proxy.actions)})"
                     self.close_connection = True
                     return
                 self.send_response(response.status)
@@ -145,3 +147,4 @@ class Proxy:
             self._timings.clear()
             self.writes = 0
             self.killed = False
+            self.killed_after = None

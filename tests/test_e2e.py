@@ -7,7 +7,7 @@ import boto3
 import pytest
 
 from awsprac.steps import ORDER
-from conftest import is_write, resource_count
+from conftest import is_write, readline_within, resource_count
 
 N = resource_count()
 
@@ -122,9 +122,11 @@ def test_sandbox_command_serves_other_terminals(awsprac, tmp_path):
 
     exe = shutil.which("awsprac", path=str(Path(sys.executable).parent)) or shutil.which("awsprac")
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    box = subprocess.Popen([exe, "sandbox"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    box_err = tmp_path / "sandbox.err"
+    with open(box_err, "w") as err:  # a file, not a pipe nobody reads while the sandbox runs
+        box = subprocess.Popen([exe, "sandbox"], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
     try:
-        endpoint = box.stdout.readline().strip()
+        endpoint = readline_within(box.stdout, 60, "awsprac sandbox printing its endpoint").strip()
         assert endpoint.startswith("http://127.0.0.1:")
         env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
         built = subprocess.run([exe, "up", "--env", "stg", "--yes"], cwd=awsprac.cwd, env=env, capture_output=True, text=True, timeout=120)
@@ -136,7 +138,7 @@ def test_sandbox_command_serves_other_terminals(awsprac, tmp_path):
     finally:
         box.send_signal(signal.SIGINT)
         box.wait(timeout=30)
-    assert f"export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_ENDPOINT_URL={endpoint}" in box.stderr.read()
+    assert f"export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_ENDPOINT_URL={endpoint}" in box_err.read_text()
 
 
 def test_a_second_run_is_refused_while_the_first_holds_the_lease(awsprac, server):

@@ -51,7 +51,7 @@ def put_lease(pid: int, expires: datetime, host: str | None = None):
 
 def dead_pid() -> int:
     proc = subprocess.Popen(["true"])
-    proc.wait()
+    proc.wait(timeout=30)
     return proc.pid
 
 

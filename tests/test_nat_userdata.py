@@ -19,7 +19,7 @@ import pytest
 
 from awsprac import nat_userdata
 
-from conftest import missing_capability
+from conftest import missing_capability, readline_within
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def script(cfg):
 def test_rendered_script_is_valid_bash_for_this_vpc(script, tmp_path):
     path = tmp_path / "user-data.sh"
     path.write_text(script)
-    check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     assert script.startswith("#!/bin/bash\n")
     assert 'VPC_CIDR="10.0.0.0/16"' in script
@@ -69,15 +69,15 @@ def _can_use_namespaces() -> str:
         if shutil.which(tool) is None:
             return f"needs {tool} (apt-get install iproute2 iptables)"
     probe = f"awsp-probe-{uuid.uuid4().hex[:6]}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True)
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, timeout=30)
     if made.returncode != 0:
         return f"cannot make network namespaces here: {made.stderr.decode().strip()}"
     try:
-        works = subprocess.run(["ip", "netns", "exec", probe, "iptables", "-t", "nat", "-S"], capture_output=True)
+        works = subprocess.run(["ip", "netns", "exec", probe, "iptables", "-t", "nat", "-S"], capture_output=True, timeout=30)
         if works.returncode != 0:
             return f"iptables does not work in a network namespace here: {works.stderr.decode().strip()}"
     finally:
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
     return ""
 
 
@@ -124,7 +124,7 @@ class Lab:
 
     def destroy(self) -> None:
         for name in (self.priv, self.nat, self.inet):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
 
     def source_address_seen_by_the_internet(self) -> str | None:
         """A TCP connection priv -> 203.0.113.1:8080; the server answers with the peer address it saw."""
@@ -136,10 +136,10 @@ class Lab:
                 print("listening", flush=True)
                 c, (peer, _) = s.accept(); c.sendall(peer.encode()); c.close()
             """)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         try:
-            assert server.stdout.readline().strip() == "listening"
+            assert readline_within(server.stdout, 30, "the internet host's listener").strip() == "listening"
             client = self.ns(self.priv, sys.executable, "-c", textwrap.dedent("""
                 import socket, sys
                 try:

@@ -207,8 +207,8 @@ def _unwritable_how(scratch: Path) -> str:
     """How this machine can make a folder unwritable even for the user running the tests ('' if it cannot)."""
     if os.geteuid() != 0:
         return "chmod"
-    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(scratch)], capture_output=True).returncode == 0:
-        subprocess.run(["chattr", "-i", str(scratch)], check=True)
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(scratch)], capture_output=True, timeout=30).returncode == 0:
+        subprocess.run(["chattr", "-i", str(scratch)], check=True, timeout=30)
         return "chattr"
     return ""
 
@@ -224,7 +224,7 @@ def read_only(tmp_path_factory):
 
     def make(folder: Path) -> None:
         if how == "chattr":
-            subprocess.run(["chattr", "+i", str(folder)], check=True)
+            subprocess.run(["chattr", "+i", str(folder)], check=True, timeout=30)
         else:
             folder.chmod(0o500)
         made.append(folder)
@@ -232,7 +232,7 @@ def read_only(tmp_path_factory):
     yield make
     for folder in made:
         if how == "chattr":
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
+            subprocess.run(["chattr", "-i", str(folder)], check=True, timeout=30)
         else:
             folder.chmod(0o700)
 
