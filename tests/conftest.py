@@ -71,12 +71,23 @@ def build(ctx, names=None):
     return planned
 
 
-def resource_count(env: str = "stg") -> int:
-    """How many resources a full `up` of the env builds: what every step's desired() lists."""
-    from awsprac import config, steps
-
-    cfg = config.load(ENVS, env)
-    return sum(len(step.desired(cfg)) for step in steps.all_steps())
+# What a full `up` of envs/stg.toml builds, counted by hand from what the environment is meant to hold
+# (the guide's resources, one line per kind), not from the steps' own desired(): a step that forgot a
+# resource, or grew one, must fail the tests that print "Plan: N".
+STG_RESOURCES = {
+    "vpc": 1,
+    "subnets (public, private) x (1a, 1c)": 4,
+    "internet gateway": 1,
+    "NAT IAM role, instance profile": 2,
+    "NAT security group, instance": 2,
+    "route tables (public, private)": 2,
+    "DB password secret": 1,
+    "DB security group, subnet group, parameter group, instance": 4,
+    "ECR repository, lifecycle policy": 2,
+    "scheduler IAM role, schedule group, start and stop schedules": 4,
+}
+STG_RESOURCE_COUNT = 23
+assert sum(STG_RESOURCES.values()) == STG_RESOURCE_COUNT
 
 
 @pytest.fixture

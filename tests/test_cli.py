@@ -9,9 +9,9 @@ import pytest
 
 from awsprac.cli import main
 
-from conftest import ENVS, aws_error, hook_every_session, resource_count, run_cli as run
+from conftest import ENVS, STG_RESOURCE_COUNT, aws_error, hook_every_session, run_cli as run
 
-N = resource_count()
+N = STG_RESOURCE_COUNT
 
 
 def vpcs():

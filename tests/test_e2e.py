@@ -7,9 +7,9 @@ import boto3
 import pytest
 
 from awsprac.steps import ORDER
-from conftest import is_write, readline_within, resource_count
+from conftest import STG_RESOURCE_COUNT, is_write, readline_within
 
-N = resource_count()
+N = STG_RESOURCE_COUNT
 
 pytestmark = pytest.mark.e2e
 

@@ -230,3 +230,67 @@ def test_a_stale_rule_from_another_vpc_is_replaced(lab, script, tmp_path):
     assert nat_rules == ["-A POSTROUTING -s 10.0.0.0/16 ! -d 10.0.0.0/16 -m comment --comment awsprac-nat -j MASQUERADE"]
     lab.ns(lab.nat, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
     assert lab.source_address_seen_by_the_internet() == "203.0.113.2"
+
+
+# `awsprac nat verify`'s own script, run for real in the NAT namespace: its parser judges what the
+# commands really print, not outputs written by hand. Only what cannot run here is stood in for:
+# systemd (answers from what the user data asked of it) and the HTTPS request to checkip, which goes
+# to the lab's "internet" host instead (plain HTTP), still through the namespace's own routes.
+VERIFY_STUBS = {
+    "systemctl": ('#!/bin/bash\nif [ "$1" = is-enabled ]; then\n'
+                  '    grep -qx "enable --now $2" "$STUB_DIR/systemctl.log" 2>/dev/null && echo enabled || { echo disabled; exit 1; }\n'
+                  'else\n    echo "$*" >> "$STUB_DIR/systemctl.log"\nfi\n'),
+    "curl": (
+        f"#!{sys.executable}\n"
+        "import sys, urllib.request\n"
+        "try:\n"
+        "    print(urllib.request.urlopen('http://203.0.113.1:8443/', timeout=5).status, end='')\n"
+        "except OSError as e:\n"
+        "    print(f'000curl: {e}', end='')\n"
+    ),
+}
+
+
+def run_nat_verify_script(lab, tmp_path, env) -> list:
+    from awsprac import natverify
+
+    result = subprocess.run(["ip", "netns", "exec", lab.nat, "bash", "-c", "\n".join(natverify.SCRIPT)],
+                            env=env, capture_output=True, text=True, timeout=60)
+    return natverify.judge({"Status": "Success" if result.returncode == 0 else "Failed", "StandardOutputContent": result.stdout,
+                            "StandardErrorContent": result.stderr})
+
+
+def test_nat_verify_judges_what_its_script_really_prints_before_and_after_the_user_data(lab, script, tmp_path):
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name, body in {**STUBS, **VERIFY_STUBS}.items():
+        (stubs / name).write_text(body)
+        (stubs / name).chmod(0o755)
+    (tmp_path / "user-data.sh").write_text(script)
+    env = {
+        "PATH": f"{stubs}:{os.environ['PATH']}", "STUB_DIR": str(tmp_path),
+        "AWSPRAC_SYSCTL_FILE": str(tmp_path / "90-awsprac-nat.conf"),
+        "AWSPRAC_RULES_FILE": str(tmp_path / "iptables"), "AWSPRAC_RETRY_DELAY": "0",
+    }
+    web = subprocess.Popen(["ip", "netns", "exec", lab.inet, sys.executable, "-u", "-c", textwrap.dedent("""
+        import http.server
+        server = http.server.HTTPServer(("203.0.113.1", 8443), http.server.SimpleHTTPRequestHandler)
+        print("listening", flush=True)
+        server.serve_forever()
+    """)], stdout=subprocess.PIPE, stderr=open(tmp_path / "web.err", "w"), text=True, cwd=tmp_path)
+    try:
+        assert readline_within(web.stdout, 30, "the internet host's web server").strip() == "listening", (tmp_path / "web.err").read_text()
+        before = {r.check.key: (r.ok, r.value) for r in run_nat_verify_script(lab, tmp_path, env)}
+        assert before == {"ip_forward": (False, "0"), "masquerade": (False, ""), "iptables_enabled": (False, "disabled"),
+                          "https": (True, "200")}, "a fresh instance: only its own way out works"
+
+        configured = subprocess.run(["ip", "netns", "exec", lab.nat, "bash", str(tmp_path / "user-data.sh")], env=env,
+                                    capture_output=True, text=True, timeout=60)
+        assert configured.returncode == 0, configured.stdout + configured.stderr
+        after = run_nat_verify_script(lab, tmp_path, env)
+        assert [(r.check.key, r.ok) for r in after] == [("ip_forward", True), ("masquerade", True), ("iptables_enabled", True), ("https", True)]
+        assert after[1].value == "-A POSTROUTING -s 10.0.0.0/16 ! -d 10.0.0.0/16 -m comment --comment awsprac-nat -j MASQUERADE"
+        assert lab.source_address_seen_by_the_internet() == "203.0.113.2", "what verify passed really forwards"
+    finally:
+        web.kill()
+        web.wait(timeout=10)
