@@ -80,6 +80,9 @@ def inventory(endpoint: str) -> list[tuple[str, str]]:
         if group["Name"] != "default":
             names.append(("schedule group", group["Name"]))
     names += [("schedule", f"{s['GroupName']}/{s['Name']}") for s in scheduler.list_schedules()["Schedules"]]
+    # SSM parameters: a run lock a killed run left behind (and not taken over by the re-run) shows here.
+    ssm = boto3.client("ssm", region_name="ap-northeast-1", endpoint_url=endpoint)
+    names += [("ssm parameter", p["Name"]) for p in ssm.describe_parameters()["Parameters"] if not p["Name"].startswith("/aws/")]
     return sorted(names)
 
 
