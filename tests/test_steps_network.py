@@ -192,7 +192,7 @@ def test_teardown_deletes_in_reverse_order_and_only_what_is_owned(ctx, make_ctx)
     assert runner.teardown_plan(make_ctx(), runner.resolve(NETWORK)).changes == []
 
 
-def test_teardown_keeps_our_vpc_while_a_persons_own_subnet_is_in_it(ctx, make_ctx):
+def test_teardown_keeps_our_vpc_while_a_persons_own_subnet_is_in_it(ctx, make_ctx, clock):
     """AWS deletes no VPC that has subnets, and someone else's subnet is not ours to delete: the VPC is
     kept (saying which subnet and what to do), everything else of the env goes, nothing waits on AWS."""
     up(ctx, NETWORK)
