@@ -6,7 +6,7 @@ the call (a flag the CLI dropped on the way would leave those green)."""
 import boto3
 import pytest
 
-from awsprac import tags
+from awsprac.engine import tags
 
 from conftest import build, hook_every_session, run_cli as run
 from db_helpers import Recorder

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from awsprac import lock
+from awsprac.engine import lock
 
 REGION = "ap-northeast-1"
 NAME = "run-lock-aws-practice-stg"
@@ -121,8 +121,8 @@ def test_what_changed_while_confirming_is_not_applied(ctx, monkeypatch, capsys):
     import io
     import sys
 
-    from awsprac import runner
-    from awsprac.cli import main
+    from awsprac.engine import runner
+    from awsprac.commands.cli import main
 
     runner.apply(ctx, runner.resolve(None), runner.plan(ctx, runner.resolve(None)))
     ec2 = boto3.client("ec2", region_name=REGION)
@@ -154,7 +154,7 @@ def test_what_another_run_built_while_confirming_is_not_built_twice(ctx, make_ct
     import io
     import sys
 
-    from awsprac.cli import main
+    from awsprac.commands.cli import main
     from conftest import build
 
     class Person(io.StringIO):

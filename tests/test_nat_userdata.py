@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from awsprac import nat_userdata
+from awsprac.steps.nat import userdata as nat_userdata
 
 from conftest import missing_capability, readline_within
 
@@ -252,7 +252,7 @@ VERIFY_STUBS = {
 
 
 def run_nat_verify_script(lab, tmp_path, env) -> list:
-    from awsprac import natverify
+    from awsprac.steps.nat import verify as natverify
 
     result = subprocess.run(["ip", "netns", "exec", lab.nat, "bash", "-c", "\n".join(natverify.SCRIPT)],
                             env=env, capture_output=True, text=True, timeout=60)

@@ -5,9 +5,11 @@ import re
 
 import pytest
 
-from awsprac import config, dbsecret, runner, tags, waiting
-from awsprac.errors import AmbiguousResource
-from awsprac.plan import Action
+from awsprac import config
+from awsprac.steps.rds import dbsecret
+from awsprac.engine import runner, tags, waiting
+from awsprac.engine.errors import AmbiguousResource
+from awsprac.engine.plan import Action
 
 from conftest import ENVS
 from db_helpers import (
