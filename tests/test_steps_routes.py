@@ -220,7 +220,7 @@ def test_the_two_tables_and_each_ones_route_and_associations_are_written_at_once
     import threading
 
     up(ctx, ["vpc", "subnets", "igw", "nat-iam", "nat"])
-    creates, rest = threading.Barrier(2, timeout=10), threading.Barrier(7, timeout=10)
+    creates, rest = threading.Barrier(2, timeout=60), threading.Barrier(7, timeout=60)
     seen = []
 
     def meet(barrier):

@@ -155,7 +155,24 @@ def _set_dns(ctx: Context, vpc_id: str, have: tuple[bool, bool], spec: VpcSpec) 
 
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
-    return delete_change(NAME, have.vpc, ctx)
+    changes = delete_change(NAME, have.vpc, ctx)
+    if changes and changes[0].action is Action.DELETE:
+        theirs = _subnets_not_ours(ctx, have.vpc.id)
+        if theirs:
+            # AWS refuses to delete a VPC that still has subnets; those are someone else's, so not ours to delete.
+            env = ctx.cfg.env
+            listed = ", ".join(f"{name or '(no Name)'} {subnet_id}" for subnet_id, name in theirs)
+            return [Change(NAME, Action.REPORT, have.vpc.kind, have.vpc.name, have.vpc.id, note=(
+                f"kept: it holds subnet(s) env {env} does not own ({listed}), and AWS deletes no VPC with subnets; "
+                f"delete them if nobody needs them (aws ec2 delete-subnet --subnet-id ID), then `awsprac destroy --env {env}` again"))]
+    return changes
+
+
+def _subnets_not_ours(ctx: Context, vpc_id: str) -> list[tuple[str, str]]:
+    with translate("looking up", f"the subnets of vpc {vpc_id}"):
+        subnets = ctx.aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    return sorted((s["SubnetId"], tags.as_dict(s.get("Tags")).get("Name", "")) for s in subnets
+                  if not tags.is_owned(tags.as_dict(s.get("Tags")), ctx.cfg.project, ctx.cfg.env))
 
 
 def _dns_text(support: bool, hostnames: bool) -> str:
