@@ -9,9 +9,9 @@ import pytest
 
 from awsprac.commands.cli import main
 
-from conftest import ENVS, aws_error, hook_every_session, resource_count, run_cli as run
+from conftest import ENVS, STG_RESOURCE_COUNT, aws_error, hook_every_session, run_cli as run
 
-N = resource_count()
+N = STG_RESOURCE_COUNT
 
 
 def vpcs():
@@ -19,7 +19,7 @@ def vpcs():
 
 
 def test_help_teaches_the_first_command():
-    proc = subprocess.run([sys.executable, "-m", "awsprac", "--help"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "awsprac", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
     assert "awsprac up --env stg --sandbox" in proc.stdout
     for command in ("init", "plan", "up", "step", "status", "outputs", "destroy", "sandbox"):
@@ -34,7 +34,7 @@ def test_help_imports_no_aws_sdk_and_no_rich():
         "heavy = sorted(m for m in ('boto3', 'botocore', 'moto', 'rich') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
 
 

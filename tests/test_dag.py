@@ -16,7 +16,7 @@ def test_dependents_start_only_after_what_they_need():
 
 
 def test_independent_nodes_run_at_the_same_time():
-    both_started = threading.Barrier(2, timeout=5)
+    both_started = threading.Barrier(2, timeout=60)
     # Each waits for the other to start: this only finishes if they run concurrently.
     result = dag.walk(["ecr", "secrets"], {}, lambda node: both_started.wait())
     assert sorted(result.done) == ["ecr", "secrets"]

@@ -17,7 +17,7 @@ from conftest import FailFirst, build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-# SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
+# docs/reference.md sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
 STEPS = ["vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes", "nat-leftovers"]
 NAT = "aws-practice-nat-1a-stg"
 SG_NAME = "aws-practice-nat-stg"
@@ -103,7 +103,7 @@ def instant_waits(clock):
     """Nothing in this module may really wait: a wrong wait fails fast on the fake clock's budget instead."""
 
 
-# --- building: SPEC section 3, exactly ---
+# --- building: docs/reference.md section 3, exactly ---
 
 
 def test_up_builds_spec_section_3(ctx):

@@ -1,4 +1,4 @@
-"""Step routes against in-process moto: SPEC section 4, routes reconciled by destination, the main table
+"""Step routes against in-process moto: docs/reference.md section 4, routes reconciled by destination, the main table
 taken and given back, associations moved. A blackhole route (moto never shows one) is injected."""
 
 import boto3
@@ -12,7 +12,7 @@ from conftest import build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-# SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
+# docs/reference.md sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
 STEPS = ["vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes"]
 PUBLIC, PRIVATE = "aws-practice-rtb-public-stg", "aws-practice-rtb-private-stg"
 
@@ -222,7 +222,7 @@ def test_the_public_table_is_made_first_then_the_private_tables_route_and_associ
     up(ctx, ["vpc", "subnets", "igw", "public-routes"])
     assert table(PUBLIC)["Associations"] and [r for r in table(PUBLIC)["Routes"] if r.get("GatewayId", "").startswith("igw-")]
     up(make_ctx(), ["nat-iam", "nat"])
-    rest = threading.Barrier(4, timeout=10)
+    rest = threading.Barrier(4, timeout=60)
     seen = []
 
     def hook(model, **kwargs):

@@ -70,7 +70,7 @@ def cli(ctx: click.Context) -> None:
 @click.option("--force", is_flag=True, help="Overwrite existing env files.")
 @global_options
 def init(stg_account: str, prd_account: str, force: bool) -> None:
-    """Write envs/stg.toml and envs/prd.toml with SPEC's defaults, commented."""
+    """Write envs/stg.toml and envs/prd.toml with the defaults of docs/reference.md, commented."""
     from awsprac.commands import lifecycle
 
     lifecycle.init(click.get_current_context().find_object(Settings), {"stg": stg_account, "prd": prd_account}, force)

@@ -34,6 +34,8 @@ class App:
         from awsprac import config  # here, not at the top: `awsprac --help` never parses an env file
 
         cfg = config.load(settings.envs_dir, env)
+        if settings.region:
+            check_region_flag(settings.region)
         if settings.region and settings.region != cfg.region:
             cfg = dataclasses.replace(cfg, region=settings.region)
             config.validate(cfg)  # the env's AZs must belong to the region actually used
@@ -89,6 +91,16 @@ class App:
     def title(self) -> str:
         account = f" · account {self.identity.account}" if self.identity else ""
         return f"env {self.cfg.env}{account} · {self.cfg.region}"
+
+
+def check_region_flag(region: str) -> None:
+    """--region is checked as the flag it is: the message names the flag, not the env file."""
+    from awsprac import known
+    from awsprac.engine.errors import UsageError
+
+    why = known.region_problem(region)
+    if why:
+        raise UsageError(f"--region: {why}")
 
 
 def check_account(clients, cfg) -> Identity:

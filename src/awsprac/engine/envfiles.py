@@ -1,4 +1,4 @@
-"""`awsprac init`: write envs/<env>.toml from the commented template of SPEC defaults."""
+"""`awsprac init`: write envs/<env>.toml from the commented template of the defaults in docs/reference.md."""
 
 from __future__ import annotations
 

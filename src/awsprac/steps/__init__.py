@@ -46,7 +46,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# The order steps are listed in SPEC; the runner orders by REQUIRES, this only breaks ties.
+# The order docs/reference.md lists the steps in; the runner orders by REQUIRES, this only breaks ties.
 ORDER = ("profile", "vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes", "nat-leftovers", "secrets", "rds", "ecr", "scheduler")
 
 
@@ -57,7 +57,7 @@ COMMANDS = {
     "db": ("rds", "The database's credentials (kept in Secrets Manager, never printed)."),
     "image": ("ecr", "Build and push the API's container image to the env's ECR repository (the guide's Makefile)."),
     "nat": ("nat", "The NAT instance: bake its AMI so other envs (prd) launch from it; verify it forwards."),
-    "profile": ("profile", "The CLI user's access key in the named profile aws-practice-terraform-ENV (SPEC section 1)."),
+    "profile": ("profile", "The CLI user's access key in the named profile aws-practice-terraform-ENV (docs/reference.md section 1)."),
 }
 
 

@@ -1,4 +1,4 @@
-"""Step `secrets`: the secret `rds-main-{env}` with the database's credentials (SPEC section 6).
+"""Step `secrets`: the secret `rds-main-{env}` with the database's credentials (docs/reference.md section 6).
 
 It runs before `rds`: the password is generated (by Secrets Manager) and stored here first, and the
 database is then created with the password read back from this secret, so a crash in between loses
@@ -198,7 +198,7 @@ def export_terraform(ctx: Context, out) -> None:
     from awsprac.engine.terraform import Resource
 
     f = out.file("secrets.tf", (
-        "The DB credentials' secret (SPEC section 6): the secret only, never its value. An\n"
+        "The DB credentials' secret (docs/reference.md section 6): the secret only, never its value. An\n"
         "aws_secretsmanager_secret_version would need the password in these files and would copy it into\n"
         "Terraform's state; awsprac keeps writing the value (`awsprac db reset-password` replaces it)."
     ))

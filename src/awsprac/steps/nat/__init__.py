@@ -1,4 +1,4 @@
-"""Step `nat`: the private subnets' way out (SPEC section 3), in one of three modes.
+"""Step `nat`: the private subnets' way out (docs/reference.md section 3), in one of three modes.
 
 - `instance` (default, about a tenth of a NAT gateway's cost): security group `{project}-nat-{env}`,
   the NAT instance `{project}-nat-1a-{env}` (Amazon Linux 2023, user data from userdata.py),

@@ -1,5 +1,5 @@
 """Step `rds`: the database's security group, DB subnet group, DB parameter group and the PostgreSQL
-instance itself, with every setting of SPEC section 5.
+instance itself, with every setting of docs/reference.md section 5.
 
 - The engine version is resolved from AWS (the default minor of the configured major) when the instance
   is created, and afterwards compared by major only: automatic minor upgrades are not drift.
@@ -36,7 +36,7 @@ REQUIRES = ("vpc", "subnets", "secrets")
 OBSERVES_AFTER = ("vpc",)  # observe() needs the VPC's id; the secret and the instance it shares with step secrets
 CHANGES_AFTER = {"DB instance": ("security group", "DB subnet group", "DB parameter group")}
 
-DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; SPEC keeps it
+DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; docs/reference.md keeps it
 GROUP_DELETE_WAIT = 5 * 60  # a subnet/parameter group stays "in use" briefly after its instance is gone
 SG_DELETE_WAIT = 20 * 60  # the instance's network interfaces linger for minutes and hold the group
 
@@ -177,8 +177,8 @@ def diff(ctx: Context, want: list, have: Observed) -> list[Change]:
     return (
         sg_changes(ctx, sg_spec, have.sg)
         + subnet_group_changes(ctx, sng_spec, have.subnet_group)
-        + parameter_group_changes(ctx, pg_spec, have.parameter_group, have.engine)
-        + db_changes(ctx, db_spec, have)
+        + parameter_group_changes(ctx, pg_spec, have)
+        + db_changes(ctx, db_spec, have, wrong_group_blocks_create(ctx, pg_spec, have))
     )
 
 
@@ -285,7 +285,7 @@ def _delete(ctx: Context, change: Change) -> None:
 from awsprac.steps.rds.groups import (  # noqa: E402
     apply_parameter_group, apply_sg, apply_subnet_group, current_sg_id, find_group, find_sg,
     parameter_group_changes, read_on_its_own, retag_rds, sg_changes, subnet_group_changes,
-    used_parameter_group, used_subnet_group,
+    used_parameter_group, used_subnet_group, wrong_group_blocks_create,
 )
 from awsprac.steps.rds.lifecycle import create_db, db_changes, delete_db, update_db  # noqa: E402
 

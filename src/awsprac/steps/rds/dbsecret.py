@@ -1,4 +1,4 @@
-"""The database credentials secret `rds-main-{env}` (SPEC section 6): found, read, generated and written
+"""The database credentials secret `rds-main-{env}` (docs/reference.md section 6): found, read, generated and written
 so that the password never reaches a plan, a log line, an exception message or a process's arguments.
 
 The password only ever exists as a `Password`, whose repr and str are masked; `reveal()` is called in
@@ -21,7 +21,7 @@ from awsprac.engine.lookup import Found
 
 KEYS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER_NAME", "DB_PASSWORD")
 KIND = "secret"
-PASSWORD_LENGTH = 40  # SPEC: at least 32; RDS PostgreSQL takes up to 128
+PASSWORD_LENGTH = 40  # the guide: at least 32; RDS PostgreSQL takes up to 128
 # RDS refuses these in a master password.
 RDS_REFUSES = '/@" '
 # These break a connection string or URL (postgresql://user:pw@host/db?opts) or a shell line.
@@ -176,7 +176,7 @@ def generate_password(ctx: Context) -> Password:
 
 
 def secret_string(values: dict[str, Any], password: Password) -> str:
-    """The secret's JSON: SPEC's keys first, in order, then any a person added."""
+    """The secret's JSON: the keys docs/reference.md lists first, in order, then any a person added."""
     body = {k: values[k] for k in KEYS if k in values and k != "DB_PASSWORD"}
     body["DB_PASSWORD"] = password.reveal()
     body.update({k: v for k, v in values.items() if k not in body})

@@ -13,7 +13,7 @@ from awsprac.steps.rds.groups import read_on_its_own
 def export_terraform(ctx: Context, out: Exporter) -> None:
     from awsprac.steps import rds
 
-    f = out.file("database.tf", "The database: security group, subnet and parameter groups, PostgreSQL (SPEC section 5).")
+    f = out.file("database.tf", "The database: security group, subnet and parameter groups, PostgreSQL (docs/reference.md section 5).")
     have = ctx.observed[rds.NAME]
     sg_spec, sng_spec, pg_spec, db_spec = rds.desired(ctx.cfg)
     sg = out.security_group(f, "db", have.sg, sg_spec.name)

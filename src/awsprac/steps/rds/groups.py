@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import botocore.exceptions
 
-from awsprac.engine import batched, lookup, tags
+from awsprac.engine import batched, lookup, tags, waiting
 from awsprac.engine.aws import error_code, is_not_found, translate
 from awsprac.engine.context import Context
 from awsprac.engine.dag import concurrently
 from awsprac.engine.errors import AwspracError
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import add_missing_tags, retag, update
+from awsprac.engine.reconcile import add_missing_tags, gone_is_fine, retag, update
 from awsprac.steps.rds.instance import EngineDefault, client as rds_client
-from awsprac.steps.rds import NAME, ParameterGroupSpec, SgSpec, SubnetGroupSpec, owned_db, desired
+from awsprac.steps.rds import GROUP_DELETE_WAIT, NAME, Observed, ParameterGroupSpec, SgSpec, SubnetGroupSpec, owned_db, desired
 
 
 def rds_tags(ctx: Context, arn: str) -> dict[str, str]:
@@ -134,7 +134,7 @@ def sg_changes(ctx: Context, spec: SgSpec, sg: Found | None) -> list[Change]:
             fields.append(FieldDiff("rules added by hand", text, "(none)"))
         else:
             changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, sg.id, (FieldDiff("rules added by hand", text, "(none)"),),
-                                  note="kept; `awsprac up --prune` removes them (SPEC: no inbound rules until the API server exists)"))
+                                  note="kept; `awsprac up --prune` removes them (docs/reference.md: no inbound rules until the API server exists)"))
     return changes + update(ctx, NAME, sg, fields, spec)
 
 
@@ -158,23 +158,53 @@ def subnet_group_changes(ctx: Context, spec: SubnetGroupSpec, group: Found | Non
     return update(ctx, NAME, group, fields, spec)
 
 
-def parameter_group_changes(ctx: Context, spec: ParameterGroupSpec, group: Found | None, engine: EngineDefault | None) -> list[Change]:
+def _wanted_family(ctx: Context, engine: EngineDefault | None) -> str:
+    # PostgreSQL's families are postgres<major>: an existing group is checked without asking AWS.
+    return engine.family if engine else f"{ctx.cfg.database.engine}{ctx.cfg.database.engine_major}"
+
+
+def _replaceable(ctx: Context, group: Found, have: Observed) -> bool:
+    """A group of the wrong family is made again when nothing can use it yet: ours, and no instance."""
+    return have.db is None and ctx.owns(group) and not group.raw.get(INFERRED)
+
+
+def parameter_group_changes(ctx: Context, spec: ParameterGroupSpec, have: Observed) -> list[Change]:
+    group, engine = have.parameter_group, have.engine
     if group is None:
         fields = (FieldDiff("description", None, spec.description), FieldDiff("family", None, f"{engine.family} (from {ctx.cfg.database.engine} {engine.version})"))
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=fields, spec=spec)]
-    # PostgreSQL's families are postgres<major>: an existing group is checked without asking AWS.
-    family = engine.family if engine else f"{ctx.cfg.database.engine}{ctx.cfg.database.engine_major}"
+    family = _wanted_family(ctx, engine)
     fixed = [
         FieldDiff(label, current, wanted)
         for label, current, wanted in (("family", group.raw.get("DBParameterGroupFamily"), family), ("description", group.raw.get("Description", spec.description), spec.description))
         if current != wanted
     ]
+    if fixed and _replaceable(ctx, group, have):
+        # Made from an earlier env file (another engine or major): no instance uses it, so it is
+        # deleted and made again, and the instance is never created with the wrong one.
+        return [Change(NAME, Action.UPDATE, spec.kind, spec.name, group.id, tuple(fixed),
+                       note="replaced: a parameter group's family and description cannot change, and no instance uses it yet", spec=spec)]
     changes = []
     if fixed:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, group.id, tuple(fixed),
                               note="a parameter group's family and description cannot change: once no instance uses it, "
                                    "delete it and `awsprac up` creates it again"))
+        if not ctx.owns(group):
+            return changes  # not what awsprac would make: not adopted either
     return changes + update(ctx, NAME, group, [], spec)
+
+
+def wrong_group_blocks_create(ctx: Context, spec: ParameterGroupSpec, have: Observed) -> str | None:
+    """Why the instance must not be created yet: its parameter group is of another family and is not
+    awsprac's to replace."""
+    group = have.parameter_group
+    if group is None or _replaceable(ctx, group, have):
+        return None
+    current, wanted = group.raw.get("DBParameterGroupFamily"), _wanted_family(ctx, have.engine)
+    if current == wanted:
+        return None
+    return (f"not created: its parameter group {spec.name} is of family {current}, not {wanted}, and is not tagged as this env's: "
+            "delete that group (it is not this env's, so awsprac does not replace it) and run `awsprac up` again")
 
 
 def current_sg_id(ctx: Context) -> str:
@@ -198,7 +228,7 @@ def apply_sg(ctx: Context, change: Change) -> None:
         ctx.made[(spec.kind, spec.name)] = ec2.create_security_group(
             GroupName=spec.name, Description=spec.description, VpcId=ctx.observed["vpc"].id,
             TagSpecifications=tags.specification("security-group", ctx.tags(spec.name)),
-        )["GroupId"]  # a new group allows all outbound traffic and no inbound: exactly SPEC
+        )["GroupId"]  # a new group allows all outbound traffic and no inbound: exactly docs/reference.md
         return
     sg = ctx.observed[NAME].sg
     retag(ctx, sg)
@@ -254,7 +284,13 @@ def apply_subnet_group(ctx: Context, change: Change) -> None:
 
 def apply_parameter_group(ctx: Context, change: Change) -> None:
     rds, spec = rds_client(ctx), change.spec
-    if change.action is Action.CREATE:
+    # An update of the family or description is a replacement (parameter_group_changes says when).
+    replace = change.action is Action.UPDATE and any(f.field in ("family", "description") for f in change.fields)
+    if replace:
+        waiting.retry_on(lambda e: error_code(e) == "InvalidDBParameterGroupState",
+                         lambda: gone_is_fine(rds.delete_db_parameter_group, DBParameterGroupName=change.id),
+                         GROUP_DELETE_WAIT, ctx.report, f"deleting DB parameter group {change.name} to make it again")
+    if change.action is Action.CREATE or replace:
         family = ctx.observed[NAME].engine.family
         try:
             rds.create_db_parameter_group(

@@ -1,4 +1,4 @@
-"""The RDS instance of SPEC section 5, as knowledge the `rds` step uses: what CreateDBInstance is sent,
+"""The RDS instance of docs/reference.md section 5, as knowledge the `rds` step uses: what CreateDBInstance is sent,
 which settings can change in place (and how ModifyDBInstance takes them), which cannot, and waiting on
 its status. Pure functions of the env file and AWS's description, plus the describe/wait calls.
 
@@ -73,6 +73,11 @@ def find_db(ctx: Context, name: str) -> dict | None:
     return items[0] if items else None
 
 
+# What a new instance runs: AWS's default minor of the major (DescribeDBEngineVersions DefaultOnly), not the
+# newest; the env files and the README say the same words.
+DEFAULT_MINOR = "AWS's default minor"
+
+
 def engine_default(ctx: Context) -> EngineDefault:
     """AWS's default version of the configured major, and its parameter group family."""
     db = ctx.cfg.database
@@ -93,7 +98,7 @@ def engine_default(ctx: Context) -> EngineDefault:
             f"set database.engine_major in {ctx.cfg.path} to a major version it offers"
         )
     v = versions[0]
-    return EngineDefault(v["EngineVersion"], v["DBParameterGroupFamily"], "AWS's default minor")
+    return EngineDefault(v["EngineVersion"], v["DBParameterGroupFamily"], DEFAULT_MINOR)
 
 
 def _engine_fallback(ctx: Context, why: str) -> EngineDefault:
@@ -119,7 +124,7 @@ def major(version: str) -> str:
 
 
 def settings(cfg: EnvConfig, spec: DbSpec, db: dict, sg_id: str | None) -> list[Setting]:
-    """Every modifiable setting SPEC fixes, against what AWS returned. A setting missing from AWS's
+    """Every modifiable setting docs/reference.md fixes, against what AWS returned. A setting missing from AWS's
     answer is not compared (moto omits Performance Insights): it could never converge."""
     c = cfg.database
     out: list[Setting] = []

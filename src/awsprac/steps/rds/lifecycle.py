@@ -37,8 +37,10 @@ def _sg_id(ctx: Context, have: Observed) -> str | None:
     return have.sg.id if have.sg else None
 
 
-def db_changes(ctx: Context, spec: DbSpec, have: Observed) -> list[Change]:
+def db_changes(ctx: Context, spec: DbSpec, have: Observed, blocked: str | None = None) -> list[Change]:
     db = have.db
+    if db is None and blocked:
+        return [Change(NAME, Action.REPORT, spec.kind, spec.name, note=blocked)]
     if db is None:
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=tuple(create_fields(ctx.cfg, spec, have.engine)), spec=spec)]
     raw, status = db.raw, db.state

@@ -1,4 +1,4 @@
-"""The routes family. Step `routes`: the private route table (SPEC section 4); step `public-routes`
+"""The routes family. Step `routes`: the private route table (docs/reference.md section 4); step `public-routes`
 (public.py) makes the public one with this module's code, before the NAT instance is launched.
 
 - `{project}-rtb-public-{env}` (step public-routes): 0.0.0.0/0 -> the internet gateway; the public subnets.

@@ -11,7 +11,7 @@ def export_terraform(ctx: Context, out) -> None:
     """Both tables (step public-routes' and step routes') in routes.tf, once step nat's resources are known."""
     from awsprac import steps
 
-    f = out.file("routes.tf", "Route tables, default routes, subnet associations; the private table is the VPC's main (SPEC section 4).")
+    f = out.file("routes.tf", "Route tables, default routes, subnet associations; the private table is the VPC's main (docs/reference.md section 4).")
     subnets = ctx.observed["subnets"].subnets
     vpc = out.ref("aws_vpc", ctx.observed["vpc"].vpc.id)
     for step in (steps.load("public-routes"), steps.load("routes")):

@@ -1,4 +1,4 @@
-"""Step `public-routes`: the public route table `{project}-rtb-public-{env}` (SPEC section 4), with its
+"""Step `public-routes`: the public route table `{project}-rtb-public-{env}` (docs/reference.md section 4), with its
 0.0.0.0/0 route to the internet gateway and its association with the public subnets.
 
 Its own step, made before step `nat`: the NAT instance's user data installs packages at first boot and
