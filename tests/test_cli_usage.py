@@ -16,3 +16,36 @@ def test_bare_awsprac_prints_usage_and_exits_0():
 def test_bare_command_group_prints_its_usage_and_exits_0(capsys):
     code, out, err = run(capsys, "nat")
     assert code == 0 and out.startswith("Usage: awsprac nat [OPTIONS] COMMAND") and "verify" in out and err == ""
+
+
+def _kms_repository_by_hand():
+    """An ECR repository made by hand with KMS encryption: drift awsprac reports but cannot fix."""
+    import boto3
+
+    boto3.client("ecr", region_name="ap-northeast-1").create_repository(
+        repositoryName="aws-practice-stg", imageTagMutability="IMMUTABLE", encryptionConfiguration={"encryptionType": "KMS"})
+
+
+def test_plan_detailed_exitcode_0_nothing_2_changes_1_error(capsys, mocked, tmp_path):
+    assert run(capsys, "plan", "--env", "stg")[0] == 0  # without the flag: 0 even with everything to create
+    assert run(capsys, "plan", "--env", "stg", "--detailed-exitcode")[0] == 2
+    assert run(capsys, "plan", "--env", "stg", "--detailed-exitcode", "--json")[0] == 2
+    run(capsys, "up", "--env", "stg", "--yes")
+    assert run(capsys, "plan", "--env", "stg", "--detailed-exitcode")[0] == 0
+    code, out, err = run(capsys, "plan", "--env", "qa", "--detailed-exitcode")  # bad input is an error here, not "changes"
+    assert code == 1 and err.startswith("error: unknown env 'qa'")
+
+
+def test_plan_detailed_exitcode_2_for_drift_only_and_up_says_it_is_left(capsys, mocked):
+    run(capsys, "up", "--env", "stg", "--yes")
+    import boto3
+
+    boto3.client("ecr", region_name="ap-northeast-1").delete_repository(repositoryName="aws-practice-stg", force=True)
+    _kms_repository_by_hand()
+    code, out, err = run(capsys, "up", "--env", "stg", "--yes")  # adopts it; its encryption stays drift
+    assert code == 0 and err.splitlines()[-1].startswith("up done: 2 change(s) applied to env stg; 1 drift item(s) marked ! above are left")
+    assert run(capsys, "plan", "--env", "stg", "--detailed-exitcode")[0] == 2
+    code, out, err = run(capsys, "up", "--env", "stg", "--yes")
+    assert code == 0 and "! " in out
+    assert err.splitlines()[-1] == ("up done: nothing awsprac can change; 1 drift item(s) marked ! above are left as they are: "
+                                    "resolve them as each one says.")

@@ -97,15 +97,17 @@ def init(stg_account: str, prd_account: str, force: bool) -> None:
 @cli.command()
 @ENV_OPTION
 @JSON_OPTION
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when nothing would change, 2 when there are changes or drift, 1 on an error (Terraform's convention).")
 @global_options
-def plan(env: str, as_json: bool) -> None:
+def plan(env: str, as_json: bool, detailed_exitcode: bool) -> None:
     """Show what `up` would create, change or report, touching nothing.
 
     Lines read `+` create, `~` update (or adopt a hand-made resource), `!` drift to fix by hand.
     """
     from awsprac import commands
 
-    commands.plan(_app(env), as_json)
+    commands.plan(_app(env), as_json, detailed_exitcode)
 
 
 UP_OPTIONS = [
@@ -487,8 +489,11 @@ def main(argv: list[str] | None = None) -> None:
     from awsprac.errors import AwspracError
 
     settings = None
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `plan --detailed-exitcode` keeps 2 for "changes": every error, bad input included, is then 1
+    fail = _fail_detailed if "--detailed-exitcode" in args else _fail
     try:
-        with cli.make_context("awsprac", list(sys.argv[1:] if argv is None else argv)) as ctx:
+        with cli.make_context("awsprac", args) as ctx:
             settings = ctx.find_object(Settings)
             cli.invoke(ctx)
     except click.exceptions.Exit as exc:
@@ -497,21 +502,21 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(exc.ctx.get_help())
         sys.exit(0)
     except click.exceptions.Abort:
-        _fail("aborted, nothing changed", 1)
+        fail("aborted, nothing changed", 1)
     except click.ClickException as exc:
-        _fail(_click_message(exc), exc.exit_code)
+        fail(_click_message(exc), exc.exit_code)
     except AwspracError as exc:
         if settings is not None and settings.debug:
             raise
         if str(exc):
-            _fail(str(exc), exc.exit_code)
+            fail(str(exc), exc.exit_code)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted: run the same command again to finish (every step is safe to repeat)", 130)
+        fail("interrupted: run the same command again to finish (every step is safe to repeat)", 130)
     except Exception as exc:  # a bug: say so in one line, full traceback only on request
         if settings is not None and settings.debug:
             raise
-        _fail(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for a traceback, and please report it)", 1)
+        fail(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for a traceback, and please report it)", 1)
 
 
 def _click_message(exc: click.ClickException) -> str:
@@ -525,3 +530,7 @@ def _click_message(exc: click.ClickException) -> str:
 def _fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def _fail_detailed(message: str, code: int) -> None:
+    _fail(message, 1 if code == 2 else code)

@@ -20,7 +20,7 @@ def init(settings: Settings, accounts: dict[str, str], force: bool) -> None:
         click.echo(f"{path}: {what}")
 
 
-def plan(app: App, as_json: bool) -> None:
+def plan(app: App, as_json: bool, detailed_exitcode: bool = False) -> None:
     from awsprac import runner
 
     ctx = app.context(all_clients=True)
@@ -29,6 +29,8 @@ def plan(app: App, as_json: bool) -> None:
         app.report.json({"env": app.cfg.env, "changes": [_change_json(c) for c in planned.changes], "summary": planned.counts()})
     else:
         app.report.plan(planned, f"Plan for {app.title}")
+    if detailed_exitcode and planned.changes:
+        raise click.exceptions.Exit(2)
 
 
 def up(app: App, step_names: list[str] | None, options: dict | None = None) -> None:
@@ -42,6 +44,8 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
             runner.require_prerequisites(ctx, step)
     app.report.plan(planned, f"Plan for {app.title}")
     if not planned.actionable:
+        if planned.changes:
+            app.report.info(f"up done: nothing awsprac can change; {_drift_left(planned)}.")
         return
     _confirm(app, f"Apply {len(planned.actionable)} change(s) to env {app.cfg.env}?")
     # The plan was observed without the lock (a converged `up` writes nothing, not even a lock): under
@@ -49,7 +53,7 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
     # the plan showed. That is a second plan, but pipelined into the apply instead of in front of it.
     with lock.held(ctx, "up"):
         outcome = runner.apply(ctx, steps, planned, confirmed=True)
-    _finish(app, outcome, "up")
+    _finish(app, outcome, "up", planned)
     if app.sandbox is not None:
         app.report.status(runner.status(ctx, steps), f"Built in the sandbox ({app.title})")
 
@@ -96,7 +100,7 @@ def destroy(app: App, options: dict | None = None) -> None:
             raise Aborted("destroy cancelled: the env name was not typed; nothing was deleted")
     with lock.held(ctx, "destroy"):
         outcome = runner.destroy(ctx, steps, planned, confirmed=True)
-    _finish(app, outcome, "destroy")
+    _finish(app, outcome, "destroy", planned)
 
 
 def unlock(app: App) -> None:
@@ -143,7 +147,7 @@ def _ask(prompt: str) -> str:
     return line.strip()
 
 
-def _finish(app: App, outcome, verb: str) -> None:
+def _finish(app: App, outcome, verb: str, planned) -> None:
     for step, blocked in outcome.skipped.items():
         app.report.warn(f"step {step} not attempted: step {blocked} did not finish")
     if outcome.failed:
@@ -152,7 +156,12 @@ def _finish(app: App, outcome, verb: str) -> None:
             app.report.error(f"step {step}: {text}")
         first = next(iter(outcome.failed.values()))
         raise _Reported(first.exit_code)
-    app.report.info(f"{verb} done: {len(outcome.applied)} change(s) applied to env {app.cfg.env}.")
+    left = f"; {_drift_left(planned)}" if verb == "up" and planned.counts()["drift"] else ""
+    app.report.info(f"{verb} done: {len(outcome.applied)} change(s) applied to env {app.cfg.env}{left}.")
+
+
+def _drift_left(planned) -> str:
+    return f"{planned.counts()['drift']} drift item(s) marked ! above are left as they are: resolve them as each one says"
 
 
 class _Reported(AwspracError):
