@@ -165,7 +165,7 @@ def test_outputs_json_for_scripts(capsys, mocked):
 
     run(capsys, "up", "--env", "stg", "--yes")
     code, out, err = run(capsys, "outputs", "--env", "stg", "--json")
-    data = json.loads(out)
+    data = json.loads(out)["outputs"]
     assert data["vpc_id"].startswith("vpc-") and data["igw_id"].startswith("igw-")
     assert sorted(data["subnet_ids"]) == ["private-subnet-1a-stg", "private-subnet-1c-stg", "public-subnet-1a-stg", "public-subnet-1c-stg"]
 
@@ -174,7 +174,7 @@ def test_status_shows_missing_then_in_sync(capsys, mocked):
     import json
 
     code, out, err = run(capsys, "status", "--env", "stg", "--json")
-    assert {r["sync"] for r in json.loads(out)} == {"missing"}
+    assert {r["sync"] for r in json.loads(out)["resources"]} == {"missing"}
     run(capsys, "up", "--env", "stg", "--yes")
     code, out, err = run(capsys, "status", "--env", "stg")
     assert out.count("in sync") == N and "missing" not in out

@@ -49,3 +49,19 @@ def test_plan_detailed_exitcode_2_for_drift_only_and_up_says_it_is_left(capsys, 
     assert code == 0 and "! " in out
     assert err.splitlines()[-1] == ("up done: nothing awsprac can change; 1 drift item(s) marked ! above are left as they are: "
                                     "resolve them as each one says.")
+
+
+def test_every_json_is_an_object_with_the_env_and_its_rows(capsys, mocked):
+    import json
+
+    run(capsys, "up", "--env", "stg", "--yes")
+    shapes = {
+        ("plan",): "changes", ("status",): "resources", ("outputs",): "outputs", ("cost",): "resources",
+        ("doctor",): "findings", ("export", "terraform"): "files",
+    }
+    for command, rows in shapes.items():
+        code, out, err = run(capsys, *command, "--env", "stg", "--json")
+        data = json.loads(out)
+        assert isinstance(data, dict) and data["env"] == "stg" and rows in data, command
+    assert json.loads(run(capsys, "status", "--env", "stg", "--json")[1])["resources"][0]["name"] == "aws-practice-stg"
+    assert json.loads(run(capsys, "outputs", "--env", "stg", "--json")[1])["outputs"]["vpc_id"].startswith("vpc-")

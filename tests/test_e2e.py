@@ -52,8 +52,8 @@ def test_up_again_is_a_no_op_and_destroy_leaves_only_foreign_things(awsprac, ser
     assert [a for a, n in Counter(actions).items() if n > 1] == ["DescribeVpcAttribute"], actions
 
     status = awsprac("status", "--env", "stg", "--json")
-    assert {row["sync"] for row in json.loads(status.stdout)} == {"in sync"}
-    outputs = json.loads(awsprac("outputs", "--env", "stg", "--json").stdout)
+    assert {row["sync"] for row in json.loads(status.stdout)["resources"]} == {"in sync"}
+    outputs = json.loads(awsprac("outputs", "--env", "stg", "--json").stdout)["outputs"]
     assert outputs["vpc_id"] in owned(server)
 
     declined = awsprac("destroy", "--env", "stg", input="no\n")

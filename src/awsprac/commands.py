@@ -63,7 +63,7 @@ def status(app: App, as_json: bool) -> None:
 
     rows = runner.status(app.context(all_clients=True), runner.resolve(None))
     if as_json:
-        app.report.json([row.__dict__ for row in rows])
+        app.report.json({"env": app.cfg.env, "resources": [row.__dict__ for row in rows]})
     else:
         app.report.status(rows, f"Status of {app.title}")
 
@@ -73,7 +73,7 @@ def outputs(app: App, as_json: bool) -> None:
 
     values = runner.outputs(app.context(all_clients=True), runner.resolve(None))
     if as_json:
-        app.report.json(values)
+        app.report.json({"env": app.cfg.env, "outputs": values})
     elif values:
         app.report.key_values(values, f"Outputs of {app.title}")
     else:
