@@ -65,3 +65,24 @@ def test_every_json_is_an_object_with_the_env_and_its_rows(capsys, mocked):
         assert isinstance(data, dict) and data["env"] == "stg" and rows in data, command
     assert json.loads(run(capsys, "status", "--env", "stg", "--json")[1])["resources"][0]["name"] == "aws-practice-stg"
     assert json.loads(run(capsys, "outputs", "--env", "stg", "--json")[1])["outputs"]["vpc_id"].startswith("vpc-")
+
+
+def test_unlock_says_not_locked_without_asking(capsys, mocked, monkeypatch):
+    code, out, err = run(capsys, "unlock", "--env", "stg", stdin="", monkeypatch=monkeypatch)  # closed stdin: no question asked
+    assert code == 0 and err == "env stg is not locked: nothing to remove\n"
+
+
+def test_unlock_asks_naming_the_holder_then_removes(capsys, mocked, monkeypatch):
+    import json
+
+    import boto3
+
+    ssm = boto3.client("ssm", region_name="ap-northeast-1")
+    lease = {"host": "elsewhere", "pid": 12345, "command": "up", "since": "then", "expires": "later"}
+    ssm.put_parameter(Name="run-lock-aws-practice-stg", Value=json.dumps(lease), Type="String")
+    code, out, err = run(capsys, "unlock", "--env", "stg", stdin="n\n", monkeypatch=monkeypatch)
+    assert code == 1 and "held by up on elsewhere pid 12345" in err
+    assert ssm.get_parameter(Name="run-lock-aws-practice-stg")
+    code, out, err = run(capsys, "unlock", "--env", "stg", stdin="y\n", monkeypatch=monkeypatch)
+    assert code == 0 and "removed the lock held by up on elsewhere pid 12345" in err
+    assert ssm.describe_parameters()["Parameters"] == []

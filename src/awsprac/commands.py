@@ -107,10 +107,14 @@ def unlock(app: App) -> None:
     from awsprac import lock
 
     ctx = app.context()
-    if not (app.settings.yes or app.settings.sandbox):
-        _confirm(app, f"Remove env {app.cfg.env}'s run lock even if a run still holds it?")
-    holder = lock.unlock(ctx)
-    app.report.info(f"removed the lock held by {holder}" if holder else f"env {app.cfg.env} was not locked")
+    held = lock.holder(ctx)
+    if held is None:  # nothing to ask about
+        app.report.info(f"env {app.cfg.env} is not locked: nothing to remove")
+        return
+    seen, who = held
+    _confirm(app, f"Remove env {app.cfg.env}'s run lock, held by {who}, even if that run is still going?")
+    holder = lock.unlock(ctx, seen)
+    app.report.info(f"removed the lock held by {holder}")
 
 
 def sandbox(port: int) -> None:
