@@ -33,12 +33,31 @@ def table(columns: list[Column], rows: list[list[Cell]], width: int, head: int) 
     widths = [max([len(c.header)] + [_longest(row[i][0]) for row in rows]) for i, c in enumerate(columns)]
     if _total(widths) <= width:
         return _aligned(columns, rows, widths)
-    wrapping = columns[-1].wrap
-    if wrapping:  # the last column is descriptive: give it what is left, if that is enough to read
-        room = width - _total(widths[:-1]) - len(GAP)
-        if room >= max(24, max((_longest_word(row[-1][0]) for row in rows), default=0)):
-            return _aligned(columns, [row[:-1] + [(_wrap(row[-1][0], room), row[-1][1])] for row in rows], widths[:-1] + [room])
+    narrowed = _narrow(columns, rows, widths, width)
+    if narrowed is not None:  # the descriptive columns wrap at spaces into what the identifiers leave
+        wrapped = [[(_wrap(cell[0], w), cell[1]) if c.wrap else cell for cell, c, w in zip(row, columns, narrowed)] for row in rows]
+        return _aligned(columns, wrapped, narrowed)
     return _folded(columns, rows, widths, head, width)
+
+
+def _narrow(columns: list[Column], rows: list[list[Cell]], widths: list[int], width: int) -> list[int] | None:
+    """Widths that fit, taken from the descriptive columns only (each kept readable), or None."""
+    wraps = [i for i, c in enumerate(columns) if c.wrap]
+    room = width - _total(widths) + sum(widths[i] for i in wraps)
+    least = {i: max(min(widths[i], 20), max((_longest_word(row[i][0]) for row in rows), default=0)) for i in wraps}
+    if not wraps or sum(least.values()) > room:
+        return None
+    narrowed = list(widths)
+    for i in wraps:
+        narrowed[i] = least[i]
+    spare = room - sum(least.values())
+    while spare > 0:  # the rest evenly: one column at a time, the narrowest still short of its natural width
+        short = [i for i in wraps if narrowed[i] < widths[i]]
+        if not short:
+            break
+        narrowed[min(short, key=lambda i: narrowed[i])] += 1
+        spare -= 1
+    return narrowed
 
 
 def pairs(items: list[tuple[str, str]], width: int) -> list[str]:
