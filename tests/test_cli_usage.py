@@ -86,3 +86,25 @@ def test_unlock_asks_naming_the_holder_then_removes(capsys, mocked, monkeypatch)
     code, out, err = run(capsys, "unlock", "--env", "stg", stdin="y\n", monkeypatch=monkeypatch)
     assert code == 0 and "removed the lock held by up on elsewhere pid 12345" in err
     assert ssm.describe_parameters()["Parameters"] == []
+
+
+def test_a_parked_env_is_parked_not_drift(capsys, mocked, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one line per resource
+    run(capsys, "up", "--env", "stg", "--yes")
+    assert run(capsys, "stop", "--env", "stg", "--yes")[0] == 0
+    code, out, err = run(capsys, "plan", "--env", "stg", "--detailed-exitcode")
+    assert code == 0 and "no changes" in out and "aws ec2" not in out + err and "!" not in out
+    assert ("env stg is parked (instance aws-practice-nat-1a-stg, DB instance aws-practice-stg stopped): "
+            "`awsprac start --env stg` brings it back") in err
+    code, out, err = run(capsys, "status", "--env", "stg")
+    parked = [line for line in out.splitlines() if "parked" in line]
+    assert len(parked) == 2 and all("`awsprac start --env stg` starts it" in line for line in parked), out
+    assert "drifted" not in out
+    assert "brings it back" in err
+    import boto3
+
+    boto3.client("rds", region_name="ap-northeast-1").modify_db_instance(
+        DBInstanceIdentifier="aws-practice-stg", BackupRetentionPeriod=3, ApplyImmediately=True)
+    code, out, err = run(capsys, "plan", "--env", "stg", "--detailed-exitcode")
+    flat = " ".join(out.split())
+    assert code == 2 and "run `awsprac start --env stg`, then `awsprac up --env stg`" in flat and "aws rds" not in flat

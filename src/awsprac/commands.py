@@ -29,6 +29,7 @@ def plan(app: App, as_json: bool, detailed_exitcode: bool = False) -> None:
         app.report.json({"env": app.cfg.env, "changes": [_change_json(c) for c in planned.changes], "summary": planned.counts()})
     else:
         app.report.plan(planned, f"Plan for {app.title}")
+        _say_parked(app, ctx)
     if detailed_exitcode and planned.changes:
         raise click.exceptions.Exit(2)
 
@@ -43,6 +44,7 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
         for step in steps:
             runner.require_prerequisites(ctx, step)
     app.report.plan(planned, f"Plan for {app.title}")
+    _say_parked(app, ctx)
     if not planned.actionable:
         if planned.changes:
             app.report.info(f"up done: nothing awsprac can change; {_drift_left(planned)}.")
@@ -66,6 +68,7 @@ def status(app: App, as_json: bool) -> None:
         app.report.json({"env": app.cfg.env, "resources": [row.__dict__ for row in rows]})
     else:
         app.report.status(rows, f"Status of {app.title}")
+        _say_parked(app, app.context())
 
 
 def outputs(app: App, as_json: bool) -> None:
@@ -162,6 +165,15 @@ def _finish(app: App, outcome, verb: str, planned) -> None:
         raise _Reported(first.exit_code)
     left = f"; {_drift_left(planned)}" if verb == "up" and planned.counts()["drift"] else ""
     app.report.info(f"{verb} done: {len(outcome.applied)} change(s) applied to env {app.cfg.env}{left}.")
+
+
+def _say_parked(app: App, ctx) -> None:
+    from awsprac import runner
+
+    stopped = runner.parked(ctx)
+    if stopped:
+        app.report.info(f"env {app.cfg.env} is parked ({', '.join(stopped)} stopped): "
+                        f"`awsprac start --env {app.cfg.env}` brings it back")
 
 
 def _drift_left(planned) -> str:

@@ -268,10 +268,20 @@ def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
                 continue
             detail = "; ".join(str(x) for c in mine for x in c.fields) or "; ".join(c.note for c in mine if c.note)
             sync = "drifted" if mine else "in sync"
+            if f.state in PARKED and not mine:
+                sync, detail = "parked", f"`awsprac start --env {ctx.cfg.env}` starts it"
             if not ctx.owns(f) and not mine:
                 sync = "not owned"
             rows.append(StatusRow(step.NAME, spec.kind, spec.name, f.id, states.get((f.kind, f.name), f.state) or "exists", sync, detail))
     return rows
+
+
+PARKED = frozenset({"stopped", "stopping"})  # what `awsprac stop` leaves: a state the user chose, not drift
+
+
+def parked(ctx: Context) -> list[str]:
+    """What the last look found stopped, as `kind name` (after plan or status)."""
+    return [f"{f.kind} {f.name}" for observed in ctx.observed.values() for f in observed.resources() if f.state in PARKED]
 
 
 def outputs(ctx: Context, steps: list[ModuleType]) -> dict:
