@@ -108,3 +108,17 @@ def test_a_parked_env_is_parked_not_drift(capsys, mocked, monkeypatch):
     code, out, err = run(capsys, "plan", "--env", "stg", "--detailed-exitcode")
     flat = " ".join(out.split())
     assert code == 2 and "run `awsprac start --env stg`, then `awsprac up --env stg`" in flat and "aws rds" not in flat
+
+
+def test_step_names_every_missing_prerequisite_at_once_in_order(capsys, mocked):
+    code, out, err = run(capsys, "step", "rds", "--env", "stg", "--yes")
+    assert code == 2 and out == ""
+    assert err == ("error: step rds needs steps vpc, subnets, secrets, which are not built yet: run `awsprac step vpc --env stg`, "
+                   "then `awsprac step subnets --env stg`, then `awsprac step secrets --env stg` first (or `awsprac up --env stg`)\n")
+
+
+def test_step_says_what_the_step_did(capsys, mocked):
+    code, out, err = run(capsys, "step", "vpc", "--env", "stg", "--yes")
+    assert code == 0 and err.splitlines()[-1] == "step vpc done: 1 change(s) applied to env stg."
+    code, out, err = run(capsys, "step", "vpc", "--env", "stg", "--yes")
+    assert code == 0 and out.endswith(": no changes, step vpc is in sync.\n") and "everything" not in out + err

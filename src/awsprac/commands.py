@@ -40,14 +40,17 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
     steps = runner.resolve(step_names)  # an unknown step is refused before anything is sent
     ctx = app.context(all_clients=True, **(options or {}))
     planned = runner.plan(ctx, steps)
+    verb = f"step {', '.join(step_names)}" if step_names else "up"
     if step_names:
         for step in steps:
             runner.require_prerequisites(ctx, step)
-    app.report.plan(planned, f"Plan for {app.title}")
+        app.report.plan(planned, f"Plan for {verb} of {app.title}", f"step {', '.join(step_names)} is in sync")
+    else:
+        app.report.plan(planned, f"Plan for {app.title}")
     _say_parked(app, ctx)
     if not planned.actionable:
         if planned.changes:
-            app.report.info(f"up done: nothing awsprac can change; {_drift_left(planned)}.")
+            app.report.info(f"{verb} done: nothing awsprac can change; {_drift_left(planned)}.")
         return
     _confirm(app, f"Apply {len(planned.actionable)} change(s) to env {app.cfg.env}?")
     # The plan was observed without the lock (a converged `up` writes nothing, not even a lock): under
@@ -55,7 +58,7 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
     # the plan showed. That is a second plan, but pipelined into the apply instead of in front of it.
     with lock.held(ctx, "up"):
         outcome = runner.apply(ctx, steps, planned, confirmed=True)
-    _finish(app, outcome, "up", planned)
+    _finish(app, outcome, verb, planned)
     if app.sandbox is not None:
         app.report.status(runner.status(ctx, steps), f"Built in the sandbox ({app.title})")
 
@@ -163,7 +166,7 @@ def _finish(app: App, outcome, verb: str, planned) -> None:
             app.report.error(f"step {step}: {text}")
         first = next(iter(outcome.failed.values()))
         raise _Reported(first.exit_code)
-    left = f"; {_drift_left(planned)}" if verb == "up" and planned.counts()["drift"] else ""
+    left = f"; {_drift_left(planned)}" if verb != "destroy" and planned.counts()["drift"] else ""
     app.report.info(f"{verb} done: {len(outcome.applied)} change(s) applied to env {app.cfg.env}{left}.")
 
 

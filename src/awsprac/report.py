@@ -85,9 +85,9 @@ class Reporter:
         self.err.print(Text("  ✓ ", style="green") + Text(text))
 
     # results (stdout)
-    def plan(self, plan: Plan, title: str) -> None:
+    def plan(self, plan: Plan, title: str, in_sync: str = "everything is in sync") -> None:
         if not plan.changes:
-            self.out.print(f"{title}: no changes, everything is in sync.")
+            self.out.print(f"{title}: no changes, {in_sync}.")
             return
         columns = [Column(""), Column("step"), Column("resource"), Column("name"), Column("id"), Column("changes", wrap=True)]
         rows = [[

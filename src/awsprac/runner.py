@@ -99,13 +99,20 @@ def plan(ctx: Context, steps: list[ModuleType]) -> Plan:
 
 
 def require_prerequisites(ctx: Context, step: ModuleType) -> None:
-    """For `awsprac step NAME`: every prerequisite must exist already."""
-    for req in step.REQUIRES:
-        if not ctx.observed[req].ready:
-            raise MissingPrerequisite(
-                f"step {step.NAME} needs step {req}, which is not built yet: "
-                f"run `awsprac step {req} --env {ctx.cfg.env}` first (or `awsprac up --env {ctx.cfg.env}`)"
-            )
+    """For `awsprac step NAME`: every prerequisite (theirs too) must exist already; all missing ones are
+    named at once, in the order to build them."""
+    env = ctx.cfg.env
+    missing = [s.NAME for s in ordered([step]) if s is not step and not ctx.observed[s.NAME].ready]
+    if len(missing) == 1:
+        raise MissingPrerequisite(
+            f"step {step.NAME} needs step {missing[0]}, which is not built yet: "
+            f"run `awsprac step {missing[0]} --env {env}` first (or `awsprac up --env {env}`)"
+        )
+    if missing:
+        runs = ", then ".join(f"`awsprac step {name} --env {env}`" for name in missing)
+        raise MissingPrerequisite(
+            f"step {step.NAME} needs steps {', '.join(missing)}, which are not built yet: run {runs} first (or `awsprac up --env {env}`)"
+        )
 
 
 @dataclass
