@@ -122,3 +122,18 @@ def test_step_says_what_the_step_did(capsys, mocked):
     assert code == 0 and err.splitlines()[-1] == "step vpc done: 1 change(s) applied to env stg."
     code, out, err = run(capsys, "step", "vpc", "--env", "stg", "--yes")
     assert code == 0 and out.endswith(": no changes, step vpc is in sync.\n") and "everything" not in out + err
+
+
+GLOBAL = ("--profile", "--region", "--envs-dir", "--yes", "--verbose", "--debug", "--sandbox")
+
+
+def test_global_options_are_shown_once_on_the_group_and_accepted_after_the_command(capsys, mocked):
+    code, out, err = run(capsys, "--help")
+    assert all(f" {option} " in out or f", {option}" in out for option in GLOBAL)
+    for command in (["plan"], ["up"], ["nat", "verify"], ["profile", "check"], ["db", "reset-password"]):
+        out = run(capsys, *command, "--help")[1]
+        options = out.split("Options:")[1].split("\n\n")[0]
+        assert not [o for o in GLOBAL if o in options], (command, options)
+        assert "see `awsprac --help`" in out
+    code, out, err = run(capsys, "plan", "--env", "stg", "--region", "ap-northeast-1", "--verbose")  # after the command: still taken
+    assert code == 0 and "region ap-northeast-1" in err

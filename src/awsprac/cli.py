@@ -24,37 +24,58 @@ def _set(field: str):
     return callback
 
 
-GLOBAL_OPTIONS = [
-    click.option("--envs-dir", type=click.Path(file_okay=False, path_type=Path), default=None, expose_value=False,
-                 callback=_set("envs_dir"), help="Folder with <env>.toml files.  [default: ./envs]"),
-    click.option("--profile", default=None, expose_value=False, callback=_set("profile"),
-                 help="AWS profile (beats AWS_PROFILE and the env file's profile)."),
-    click.option("--region", default=None, expose_value=False, callback=_set("region"),
-                 help="AWS region (beats the env file's region)."),
-    click.option("--yes", "-y", is_flag=True, default=False, expose_value=False, callback=_set("yes"),
-                 help="Do not ask before changing anything."),
-    click.option("--verbose", "-v", is_flag=True, default=False, expose_value=False, callback=_set("verbose"),
-                 help="Say more about what happens (never secrets: AWS SDK logs stay quiet)."),
-    click.option("--debug", is_flag=True, default=False, expose_value=False, callback=_set("debug"),
-                 help="Show a traceback on unexpected errors."),
-    click.option("--sandbox", is_flag=True, default=False, expose_value=False, callback=_set("sandbox"),
-                 help="Run against a local AWS emulation (moto) on 127.0.0.1: no account needed, nothing real touched."),
-]
+def _global_options(hidden: bool) -> list:
+    return [
+        click.option("--envs-dir", type=click.Path(file_okay=False, path_type=Path), default=None, expose_value=False, hidden=hidden,
+                     callback=_set("envs_dir"), help="Folder with <env>.toml files.  [default: ./envs]"),
+        click.option("--profile", default=None, expose_value=False, hidden=hidden, callback=_set("profile"),
+                     help="AWS profile (beats AWS_PROFILE and the env file's profile)."),
+        click.option("--region", default=None, expose_value=False, hidden=hidden, callback=_set("region"),
+                     help="AWS region (beats the env file's region)."),
+        click.option("--yes", "-y", is_flag=True, default=False, expose_value=False, hidden=hidden, callback=_set("yes"),
+                     help="Do not ask before changing anything."),
+        click.option("--verbose", "-v", is_flag=True, default=False, expose_value=False, hidden=hidden, callback=_set("verbose"),
+                     help="Say more about what happens (never secrets: AWS SDK logs stay quiet)."),
+        click.option("--debug", is_flag=True, default=False, expose_value=False, hidden=hidden, callback=_set("debug"),
+                     help="Show a traceback on unexpected errors."),
+        click.option("--sandbox", is_flag=True, default=False, expose_value=False, hidden=hidden, callback=_set("sandbox"),
+                     help="Run against a local AWS emulation (moto) on 127.0.0.1: no account needed, nothing real touched."),
+    ]
 
 
 def global_options(fn):
-    for option in reversed(GLOBAL_OPTIONS):
+    """The global options on a subcommand: accepted after the command name too, shown only on `awsprac --help`."""
+    for option in reversed(_global_options(hidden=True)):
         fn = option(fn)
     return fn
+
+
+def _shown_global_options(fn):
+    for option in reversed(_global_options(hidden=False)):
+        fn = option(fn)
+    return fn
+
+
+class _Command(click.Command):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        formatter.write_paragraph()
+        formatter.write_text("Global options (--profile, --region, --envs-dir, --yes, --verbose, --debug, --sandbox) "
+                             "go before or after the command: see `awsprac --help`.")
+
+
+class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # subgroups are _Group too, so their commands are _Command
 
 
 ENV_OPTION = click.option("--env", "-e", "env", required=True, metavar="ENV", help="Environment: reads ENVS_DIR/ENV.toml (stg, prd).")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="awsprac", message="awsprac %(version)s")
-@global_options
+@_shown_global_options
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Build a production-shaped AWS environment with one idempotent command, and keep it right.
