@@ -137,3 +137,28 @@ def test_global_options_are_shown_once_on_the_group_and_accepted_after_the_comma
         assert "see `awsprac --help`" in out
     code, out, err = run(capsys, "plan", "--env", "stg", "--region", "ap-northeast-1", "--verbose")  # after the command: still taken
     assert code == 0 and "region ap-northeast-1" in err
+
+
+def _complete(words: str, cwd, shell: str = "bash"):
+    import os
+
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+           "_AWSPRAC_COMPLETE": f"{shell}_complete"}
+    proc = subprocess.run([sys.executable, "-m", "awsprac"], capture_output=True, text=True, env=env, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return [line.split(",", 1)[1] for line in proc.stdout.splitlines()]
+
+
+def test_completion_scripts_and_what_they_complete(capsys, tmp_path):
+    for shell, marker in (("bash", "complete -o nosort -F _awsprac_completion awsprac"), ("zsh", "#compdef awsprac"),
+                          ("fish", "complete --no-files --command awsprac")):
+        code, out, err = run(capsys, "completion", shell)
+        assert code == 0 and marker in out and "_AWSPRAC_COMPLETE" in out, shell
+    (tmp_path / "envs").mkdir()
+    for env in ("stg", "prd", "qa"):
+        (tmp_path / "envs" / f"{env}.toml").write_text("")
+    assert _complete("awsprac plan --env ", tmp_path) == ["prd", "qa", "stg"]  # from ./envs
+    assert _complete("awsprac --envs-dir envs status -e q", tmp_path) == ["qa"]
+    assert _complete("awsprac step na", tmp_path) == ["nat-iam", "nat"]
+    assert "completion" in _complete("awsprac comp", tmp_path)
+    assert run(capsys, "completion", "tcsh")[0] == 2

@@ -5,6 +5,7 @@ Nothing heavy is imported at module level (no boto3, no rich), so `--help` is in
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -69,7 +70,17 @@ class _Group(click.Group):
     group_class = type  # subgroups are _Group too, so their commands are _Command
 
 
-ENV_OPTION = click.option("--env", "-e", "env", required=True, metavar="ENV", help="Environment: reads ENVS_DIR/ENV.toml (stg, prd).")
+def _complete_env(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Env names for shell completion: the <env>.toml files in the envs folder (--envs-dir if given)."""
+    settings = ctx.find_object(Settings) or Settings()
+    try:
+        return sorted(p.stem for p in Path(settings.envs_dir).glob("*.toml") if p.stem.startswith(incomplete))
+    except OSError:
+        return []
+
+
+ENV_OPTION = click.option("--env", "-e", "env", required=True, metavar="ENV", shell_complete=_complete_env,
+                          help="Environment: reads ENVS_DIR/ENV.toml (stg, prd).")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 
 
@@ -493,6 +504,25 @@ def doctor(env: str, as_json: bool) -> None:
     doctoring.run(_app(env), as_json)
 
 
+COMPLETE_VAR = "_AWSPRAC_COMPLETE"
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script (commands, options, env names from envs/, step names).
+
+    \b
+      bash:  awsprac completion bash > ~/.local/share/bash-completion/completions/awsprac
+      zsh:   awsprac completion zsh > "${fpath[1]}/_awsprac"
+      fish:  awsprac completion fish > ~/.config/fish/completions/awsprac.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    complete = get_completion_class(shell)(cli, {}, "awsprac", COMPLETE_VAR)
+    click.echo(complete.source())
+
+
 @cli.command()
 @click.option("--port", default=0, show_default="a free port", help="Port on 127.0.0.1.")
 def sandbox(port: int) -> None:
@@ -509,6 +539,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and an exit code for every known failure; no traceback unless --debug."""
     from awsprac.errors import AwspracError
 
+    if os.environ.get(COMPLETE_VAR):  # the shell asks for completions (the script `awsprac completion` printed)
+        from click.shell_completion import shell_complete
+
+        sys.exit(shell_complete(cli, {}, "awsprac", COMPLETE_VAR, os.environ[COMPLETE_VAR]))
     settings = None
     args = list(sys.argv[1:] if argv is None else argv)
     # `plan --detailed-exitcode` keeps 2 for "changes": every error, bad input included, is then 1
