@@ -66,11 +66,6 @@ def test_bad_config_is_exit_2_before_any_aws_call(capsys, tmp_path, monkeypatch)
     assert err == f"error: {tmp_path / 'stg.toml'}: network.vpc_cidr: '10.0.0.0/30': AWS allows VPC blocks from /16 to /28\n"
 
 
-def test_region_flag_that_does_not_fit_the_azs_is_refused(capsys):
-    code, out, err = run(capsys, "plan", "--env", "stg", "--region", "us-east-1")
-    assert code == 2 and "network.azs: 'ap-northeast-1a' is not a zone of region 'us-east-1'" in err
-
-
 def test_missing_credentials_is_one_line_exit_2(capsys, monkeypatch, mocked):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")

@@ -162,3 +162,25 @@ def test_completion_scripts_and_what_they_complete(capsys, tmp_path):
     assert _complete("awsprac step na", tmp_path) == ["nat-iam", "nat"]
     assert "completion" in _complete("awsprac comp", tmp_path)
     assert run(capsys, "completion", "tcsh")[0] == 2
+
+
+def test_region_flag_that_does_not_fit_the_env_file_says_the_flag_is_the_problem(capsys, mocked):
+    code, out, err = run(capsys, "plan", "--env", "stg", "--region", "us-east-1")
+    assert code == 2 and out == "" and err.startswith("error: --region us-east-1 does not fit env stg: ")
+    assert "builds in ap-northeast-1 (zones ap-northeast-1a, ap-northeast-1c); leave --region out" in err and err.count("\n") == 1
+    code, out, err = run(capsys, "status", "--region", "ap-northeast-9", "--env", "stg")
+    assert code == 2 and err == ("error: --region: unknown region 'ap-northeast-9': AWS has no region by that name "
+                                 "(like ap-northeast-1, us-east-1)\n")
+
+
+def test_init_region_writes_that_region_and_its_zones(capsys, mocked, tmp_path):
+    envs = tmp_path / "envs"
+    code, out, err = run(capsys, "init", "--region", "us-east-1", envs=envs)
+    assert code == 0, err
+    text = (envs / "stg.toml").read_text()
+    assert 'region = "us-east-1"' in text and 'azs = ["us-east-1a", "us-east-1b"]' in text
+    assert 'availability_zone = "us-east-1a"' in text and "ap-northeast-1" not in text
+    code, out, err = run(capsys, "plan", "--env", "prd", "--region", "us-east-1", envs=envs)  # the files load, the flag fits
+    assert code == 0 and "public-subnet-1b-prd" in out and "us-east-1b" in out
+    code, out, err = run(capsys, "init", "--region", "ap-northeast-9", envs=tmp_path / "other")
+    assert code == 2 and "unknown region 'ap-northeast-9'" in err and not (tmp_path / "other").exists()

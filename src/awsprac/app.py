@@ -35,8 +35,9 @@ class App:
 
         cfg = config.load(settings.envs_dir, env)
         if settings.region and settings.region != cfg.region:
+            _check_region_flag(settings.region, cfg)
             cfg = dataclasses.replace(cfg, region=settings.region)
-            config.validate(cfg)  # the env's AZs must belong to the region actually used
+            config.validate(cfg)
         self.cfg = cfg
         from awsprac.report import Reporter
 
@@ -81,6 +82,20 @@ class App:
     def title(self) -> str:
         account = f" · account {self.identity.account}" if self.identity else ""
         return f"env {self.cfg.env}{account} · {self.cfg.region}"
+
+
+def _check_region_flag(region: str, cfg) -> None:
+    """--region beats the env file's region, but the file's zones stay: when they do not fit, the flag is the problem."""
+    from awsprac import regions
+    from awsprac.errors import UsageError
+
+    regions.check(region, "--region")
+    zones = [*cfg.network.azs, cfg.database.availability_zone]
+    if any(not zone.startswith(region) for zone in zones):
+        raise UsageError(
+            f"--region {region} does not fit env {cfg.env}: {cfg.path} builds in {cfg.region} (zones {', '.join(cfg.network.azs)}); "
+            f"leave --region out, or change region, network.azs and database.availability_zone in the env file together"
+        )
 
 
 def check_account(clients, cfg) -> Identity:

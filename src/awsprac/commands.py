@@ -16,7 +16,11 @@ def init(settings: Settings, accounts: dict[str, str], force: bool) -> None:
     for env, account in accounts.items():
         if account and not config.ACCOUNT.match(account):
             raise click.BadParameter(f"{account!r} must be 12 digits", param_hint=f"--{env}-account")
-    for path, what in envfiles.write_defaults(settings.envs_dir, accounts, force):
+    if settings.region:
+        from awsprac import regions
+
+        regions.check(settings.region, "--region")
+    for path, what in envfiles.write_defaults(settings.envs_dir, accounts, force, settings.region or ""):
         click.echo(f"{path}: {what}")
 
 
