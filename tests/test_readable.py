@@ -60,6 +60,12 @@ def test_every_name_and_id_is_intact_in_plan_status_and_outputs(capsys, mocked, 
         assert value in out, value
     assert "…" not in out
 
+    resources = json.loads(run(capsys, "cost", "--env", "stg", "--json")[1])["resources"]
+    code, out, err = run(capsys, "cost", "--env", "stg")
+    _check_lines(out.split("\nNAT gateway design")[0], columns)  # the notes after the table are sentences
+    for resource in resources:
+        assert resource["name"] in out and f"${resource['running']:.2f}" in out
+
 
 def test_a_plan_that_fits_is_a_table_and_a_column_empty_for_every_row_is_dropped(capsys, mocked, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")

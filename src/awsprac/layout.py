@@ -18,6 +18,7 @@ INDENT = "    "
 class Column:
     header: str
     wrap: bool = False  # descriptive text, may wrap at spaces; identifiers never do
+    right: bool = False  # amounts: aligned on the right, and named by their header when folded under the row
 
 
 Cell = tuple[str, str]  # (text, style); text may hold several lines
@@ -73,11 +74,12 @@ def pairs(items: list[tuple[str, str]], width: int) -> list[str]:
 
 
 def _aligned(columns: list[Column], rows: list[list[Cell]], widths: list[int]) -> list[Line]:
-    lines = [_join([(c.header, "bold") for c in columns], widths)]
+    right = [c.right for c in columns]
+    lines = [_join([(c.header, "bold") for c in columns], widths, right)]
     for row in rows:
         split = [cell[0].split("\n") for cell in row]
         for n in range(max(len(s) for s in split)):
-            lines.append(_join([(s[n] if n < len(s) else "", cell[1]) for s, cell in zip(split, row)], widths))
+            lines.append(_join([(s[n] if n < len(s) else "", cell[1]) for s, cell in zip(split, row)], widths, right))
     return lines
 
 
@@ -90,12 +92,13 @@ def _folded(columns: list[Column], rows: list[list[Cell]], widths: list[int], he
             lines.append(_join(first, head_widths))
         else:  # even the leading columns do not fit side by side: one value after another
             lines += _flow([cell for cell in first if cell[0]], width, "")
-        rest = [(cell, column.wrap) for cell, column in zip(row[head:], columns[head:]) if cell[0]]
+        rest = [(cell, column) for cell, column in zip(row[head:], columns[head:]) if cell[0]]
         last_wraps = columns[-1].wrap and rest and rest[-1][0] is row[-1]
         values = rest[:-1] if last_wraps else rest
         room = width - len(INDENT)
         lines += _flow([
-            (part, style) for (text, style), wraps in values for part in (_wrap(text, room) if wraps else text).split("\n")
+            (f"{column.header} {part}" if column.right else part, style)
+            for (text, style), column in values for part in (_wrap(text, room) if column.wrap else text).split("\n")
         ], width, INDENT)
         if last_wraps:
             for text in row[-1][0].split("\n"):
@@ -124,13 +127,16 @@ def _flow(cells: list[Cell], width: int, indent: str) -> list[Line]:
     return lines
 
 
-def _join(cells: list[Cell], widths: list[int]) -> Line:
+def _join(cells: list[Cell], widths: list[int], right: list[bool] | None = None) -> Line:
     line: Line = []
     for n, ((text, style), w) in enumerate(zip(cells, widths)):
         if n:
             line.append((GAP, ""))
+        if right and right[n]:
+            line.append((" " * (w - len(text)), ""))
         line.append((text, style))
-        line.append((" " * (w - len(text)), ""))
+        if not (right and right[n]):
+            line.append((" " * (w - len(text)), ""))
     while line and not line[-1][0].strip():  # no padding at the end of a line
         line.pop()
     return line

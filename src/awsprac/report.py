@@ -94,8 +94,7 @@ class Reporter:
             (c.action.symbol + (" adopt" if c.action is Action.ADOPT else ""), STYLES[c.action]),
             (c.step, ""), (c.kind, ""), (c.name, ""), (shown_id(c.id, c.name), ""), ("\n".join(c.details()), ""),
         ] for c in plan.changes]
-        self.out.print(title)
-        self._lines(layout.table(columns, rows, self.out.width, head=4))
+        self.table(title, columns, rows, head=4)
         self.out.print(f"Plan: {plan.summary()}.")
 
     def status(self, rows: list[StatusRow], title: str) -> None:
@@ -104,8 +103,7 @@ class Reporter:
             (r.step, ""), (r.kind, ""), (r.name, ""), (shown_id(r.id, r.name), ""), (r.state, ""),
             (r.sync, SYNC_STYLES.get(r.sync, "")), (r.detail, "dim"),
         ] for r in rows]
-        self.out.print(title)
-        self._lines(layout.table(columns, cells, self.out.width, head=3))
+        self.table(title, columns, cells, head=3)
 
     def key_values(self, values: dict[str, Any], title: str) -> None:
         self.out.print(title)
@@ -113,8 +111,10 @@ class Reporter:
         for line in layout.pairs(items, self.out.width):
             self.out.print(line)
 
-    def _lines(self, lines: list) -> None:
-        for line in lines:
+    def table(self, title: str, columns: list[Column], rows: list[list[tuple[str, str]]], head: int) -> None:
+        """A table no width breaks a name or id in (see layout); `head`: the columns kept on a row's first line."""
+        self.out.print(title)
+        for line in layout.table(columns, rows, self.out.width, head):
             text = Text()
             for part, style in line:
                 text.append(part, style=style or None)
