@@ -18,6 +18,15 @@ ENVS = REPO / "envs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """The suite leaves no moto request dump in the working tree (moto's recorder writes `moto_recording`
+    into the current folder when nothing says otherwise): a run that does fails."""
+    left = [p for p in (REPO / "moto_recording", Path.cwd() / "moto_recording") if p.exists()]
+    if left:
+        session.exitstatus = 1
+        sys.stderr.write(f"\nthe test run left a moto request dump behind: {left[0]} (see awsprac.engine.sandbox.record_outside_the_working_tree)\n")
+
+
 @pytest.fixture(autouse=True)
 def clean_aws_environment(monkeypatch, tmp_path_factory):
     """No test ever reaches a real account: fake keys, no profiles, no stray endpoint."""
@@ -36,7 +45,7 @@ def clean_aws_environment(monkeypatch, tmp_path_factory):
 
 def run_cli(capsys, *args, stdin: str | None = None, monkeypatch=None, envs: Path = ENVS):
     """`awsprac ARGS` in this process, as main() runs it: (exit code, stdout, stderr)."""
-    from awsprac.cli import main
+    from awsprac.commands.cli import main
 
     if stdin is not None:
         import io
@@ -51,7 +60,7 @@ def run_cli(capsys, *args, stdin: str | None = None, monkeypatch=None, envs: Pat
 
 def build(ctx, names=None):
     """Plan and apply the named steps (all when None) on `ctx`; every step must succeed. Returns the plan."""
-    from awsprac import runner
+    from awsprac.engine import runner
 
     steps = runner.resolve(names)
     planned = runner.plan(ctx, steps)
@@ -96,7 +105,7 @@ def mocked():
     """In-process moto for one test, with the AWS managed policies awsprac attaches, as on a real account."""
     from moto import mock_aws
 
-    from awsprac.sandbox import faithful_moto
+    from awsprac.engine.sandbox import faithful_moto
 
     _load_only_the_managed_policies_awsprac_uses()
     faithful_moto()
@@ -107,9 +116,9 @@ def mocked():
 @pytest.fixture
 def make_ctx(mocked, cfg):
     """A Context against in-process moto; `hooks` are botocore (event, handler) pairs registered first."""
-    from awsprac import aws
-    from awsprac.context import Context, Options
-    from awsprac.report import Reporter
+    from awsprac.engine import aws
+    from awsprac.engine.context import Context, Options
+    from awsprac.engine.report import Reporter
 
     def make(config=None, hooks=(), **options):
         clients, _ = aws.make(None, "", (config or cfg).region)
@@ -150,7 +159,7 @@ def hook_every_session(monkeypatch, hooks: list) -> list:
     """Register the (event, handler) pairs on every botocore session awsprac makes from now on, as
     the CLI in this process makes its own. The list is read as each session is made: pairs added to
     it later count for the sessions made after."""
-    from awsprac import aws
+    from awsprac.engine import aws
 
     original = aws._botocore_session
 
@@ -195,7 +204,7 @@ class FailFirst:
 
 
 class FakeClock:
-    """Stands in for awsprac.waiting.clock: pauses advance time without waiting."""
+    """Stands in for awsprac.engine.waiting.clock: pauses advance time without waiting."""
 
     def __init__(self):
         self.t = 0.0
@@ -211,7 +220,7 @@ class FakeClock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    from awsprac import waiting
+    from awsprac.engine import waiting
 
     fake = FakeClock()
     monkeypatch.setattr(waiting, "clock", fake)

@@ -97,7 +97,7 @@ def test_step_by_step_in_dependency_order(awsprac, server):
     early = awsprac("step", "subnets", "--env", "stg", "--yes")
     assert early.returncode == 2
     assert early.stderr == "error: step subnets needs step vpc, which is not built yet: run `awsprac step vpc --env stg` first (or `awsprac up --env stg`)\n"
-    for name in ORDER:  # every step, in the order SPEC lists them
+    for name in ORDER:  # every step, in the order docs/reference.md lists them
         result = awsprac("step", name, "--env", "stg", "--yes")
         assert result.returncode == 0, result.stderr
     assert len(owned(server)) == 6

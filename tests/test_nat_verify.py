@@ -6,9 +6,9 @@ import botocore.awsrequest
 import boto3
 import pytest
 
-from awsprac import natverify
-from awsprac.errors import UsageError
-from awsprac.waiting import WaitTimeout
+from awsprac.steps.nat import verify as natverify
+from awsprac.engine.errors import UsageError
+from awsprac.engine.waiting import WaitTimeout
 from conftest import aws_error
 
 REGION = "ap-northeast-1"
@@ -102,7 +102,7 @@ def test_failing_checks_each_say_how_to_fix_and_exit_1(make_ctx, capsys):
     nat_instance()
     results = natverify.verify(make_ctx(hooks=Instance(done(BAD)).hooks))
     assert [r.ok for r in results] == [False, False, False, False]
-    from awsprac.report import Reporter
+    from awsprac.engine.report import Reporter
 
     natverify.show(Reporter(), results, "stg", "NAT checks")
     out = capsys.readouterr().out
@@ -132,8 +132,10 @@ def test_moto_runs_the_command_but_returns_no_output_a_clear_error(make_ctx):
     """Without injection: SendCommand and GetCommandInvocation really go to moto, which answers Success
     with empty output (it executes nothing): that is reported, not taken for a pass."""
     nat_instance()
-    with pytest.raises(natverify.NatNotVerified, match="the checks did not run on the NAT instance: command Success"):
+    with pytest.raises(UsageError, match="the checks did not run on the NAT instance: command Success") as err:
         natverify.verify(make_ctx())
+    assert "an emulation such as the sandbox cannot" in str(err.value) and "again" not in str(err.value)
+    assert err.value.exit_code == 2
 
 
 def test_a_command_that_timed_out_on_the_instance(make_ctx):
@@ -182,7 +184,8 @@ def test_no_nat_instance_and_gateway_mode(make_ctx, cfg):
 
 @pytest.mark.parametrize("output, code", [(GOOD, 0), (BAD, 1)])
 def test_cli_prints_one_line_per_check_and_exits_1_on_a_failure(make_ctx, monkeypatch, capsys, output, code):
-    from awsprac import aws, cli
+    from awsprac.engine import aws
+    from awsprac.commands import cli
     from conftest import ENVS
 
     nat_instance()
@@ -207,3 +210,17 @@ def test_cli_prints_one_line_per_check_and_exits_1_on_a_failure(make_ctx, monkey
     assert len([line for line in out.out.splitlines() if line.lstrip().startswith(("✓", "✗"))]) == 4
     assert ("The NAT forwards: all checks pass." in out.out) == (code == 0)
     print(out.out)
+
+
+def test_in_the_sandbox_it_says_the_sandbox_cannot_run_commands_and_exits_2(capsys, monkeypatch):
+    from conftest import run_cli
+
+    starts = []
+    from awsprac.engine import sandbox
+
+    monkeypatch.setattr(sandbox.Sandbox, "start", classmethod(lambda cls, **kw: starts.append(kw)))
+    code, out, err = run_cli(capsys, "nat", "verify", "--env", "stg", "--sandbox")
+    assert code == 2
+    assert err == ("error: the sandbox cannot run commands on instances, so it cannot check a NAT instance from inside: "
+                   "run `awsprac nat verify --env stg` against AWS\n")
+    assert starts == []  # no emulation even started

@@ -9,15 +9,15 @@ import boto3
 import botocore.awsrequest
 import pytest
 
-from awsprac import runner, tags
-from awsprac.errors import AmbiguousResource, UsageError
-from awsprac.plan import Action
+from awsprac.engine import runner, tags
+from awsprac.engine.errors import AmbiguousResource, UsageError
+from awsprac.engine.plan import Action
 
 from conftest import FailFirst, build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-# SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
+# docs/reference.md sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
 STEPS = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"]
 NAT = "aws-practice-nat-1a-stg"
 SG_NAME = "aws-practice-nat-stg"
@@ -103,7 +103,7 @@ def instant_waits(clock):
     """Nothing in this module may really wait: a wrong wait fails fast on the fake clock's budget instead."""
 
 
-# --- building: SPEC section 3, exactly ---
+# --- building: docs/reference.md section 3, exactly ---
 
 
 def test_up_builds_spec_section_3(ctx):
@@ -464,7 +464,7 @@ def test_a_baked_ami_named_in_the_env_file_is_launched_from(ctx, make_ctx, cfg, 
 
 
 def test_step_nat_alone_needs_its_iam_first(ctx):
-    from awsprac.errors import MissingPrerequisite
+    from awsprac.engine.errors import MissingPrerequisite
 
     up(ctx, ["vpc", "subnets", "igw"])
     steps = runner.resolve(["nat"])

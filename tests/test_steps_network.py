@@ -3,15 +3,15 @@
 import boto3
 import pytest
 
-from awsprac import runner, tags
-from awsprac.errors import AmbiguousResource, MissingPrerequisite
-from awsprac.plan import Action
+from awsprac.engine import runner, tags
+from awsprac.engine.errors import AmbiguousResource, MissingPrerequisite
+from awsprac.engine.plan import Action
 
 from conftest import build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-NETWORK = ["vpc", "subnets", "igw"]  # the steps of SPEC section 2; other steps have their own tests
+NETWORK = ["vpc", "subnets", "igw"]  # the steps of docs/reference.md section 2; other steps have their own tests
 
 
 def ec2():

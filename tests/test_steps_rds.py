@@ -1,13 +1,15 @@
-"""Step `rds` against in-process moto: SPEC section 5 exactly, what is SENT, engine version lookup, drift
+"""Step `rds` against in-process moto: docs/reference.md section 5 exactly, what is SENT, engine version lookup, drift
 (in place now / at the window / reported), waiting with a fake clock, DB_HOST, adoption, teardown."""
 
 import re
 
 import pytest
 
-from awsprac import config, dbsecret, runner, tags, waiting
-from awsprac.errors import AmbiguousResource
-from awsprac.plan import Action
+from awsprac import config
+from awsprac.steps.rds import dbsecret
+from awsprac.engine import runner, tags, waiting
+from awsprac.engine.errors import AmbiguousResource
+from awsprac.engine.plan import Action
 
 from conftest import ENVS
 from db_helpers import (
@@ -541,3 +543,39 @@ def test_a_delete_refused_while_the_instance_is_busy_is_retried(ctx, make_ctx, c
     assert busy.failed == 2 and busy.passed == 1
     assert client("rds").describe_db_instances()["DBInstances"] == []
     assert clock.pauses[:2] == [15, 30]
+
+
+# --- a parameter group made from an earlier, wrong env file (issue: engine = "podevres" once made podevres17) ---
+
+PG = "aws-practice-db-parameter-group-stg"
+
+
+def test_an_owned_group_of_another_family_is_made_again_before_the_instance(ctx, make_ctx):
+    up(ctx, ["vpc", "subnets", "secrets"])
+    client("rds").create_db_parameter_group(DBParameterGroupName=PG, DBParameterGroupFamily="podevres17", Description="Managed by Terraform",
+                                            Tags=tags.as_list({"Name": PG, **OWNED}))
+    planned = plan(make_ctx(), ["rds"])
+    (group,) = db_changes(planned, "DB parameter group")
+    assert group.action is Action.UPDATE and fields(group)["family"] == ("podevres17", "postgres17") and "replaced" in group.note
+    assert db_changes(planned)[0].action is Action.CREATE
+    sent = Recorder()
+    up(make_ctx(hooks=[sent.hook]), ["rds"])
+    assert sent.writes.index("DeleteDBParameterGroup") < sent.writes.index("CreateDBParameterGroup") < sent.writes.index("CreateDBInstance")
+    (params,) = client("rds").describe_db_parameter_groups(DBParameterGroupName=PG)["DBParameterGroups"]
+    assert params["DBParameterGroupFamily"] == "postgres17"
+    assert [g["DBParameterGroupName"] for g in db()["DBParameterGroups"]] == [PG]
+    assert plan(make_ctx(), ["rds"]).changes == []
+
+
+def test_a_group_of_another_family_not_ours_keeps_the_instance_from_being_made(ctx, make_ctx):
+    up(ctx, ["vpc", "subnets", "secrets"])
+    client("rds").create_db_parameter_group(DBParameterGroupName=PG, DBParameterGroupFamily="postgres16", Description="Managed by Terraform")
+    planned = plan(make_ctx(), ["rds"])
+    (group,) = db_changes(planned, "DB parameter group")
+    (instance,) = db_changes(planned)
+    assert group.action is Action.REPORT and fields(group)["family"] == ("postgres16", "postgres17")
+    assert instance.action is Action.REPORT and "not created" in instance.note and "postgres16" in instance.note
+    sent = Recorder()
+    up(make_ctx(hooks=[sent.hook]), ["rds"])
+    assert "CreateDBInstance" not in sent.writes and "DeleteDBParameterGroup" not in sent.writes
+    assert client("rds").describe_db_instances()["DBInstances"] == []

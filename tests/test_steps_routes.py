@@ -1,18 +1,18 @@
-"""Step routes against in-process moto: SPEC section 4, routes reconciled by destination, the main table
+"""Step routes against in-process moto: docs/reference.md section 4, routes reconciled by destination, the main table
 taken and given back, associations moved. A blackhole route (moto never shows one) is injected."""
 
 import boto3
 import pytest
 
-from awsprac import runner, tags
-from awsprac.errors import AmbiguousResource
-from awsprac.plan import Action
+from awsprac.engine import runner, tags
+from awsprac.engine.errors import AmbiguousResource
+from awsprac.engine.plan import Action
 
 from conftest import build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-# SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
+# docs/reference.md sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
 STEPS = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"]
 PUBLIC, PRIVATE = "aws-practice-rtb-public-stg", "aws-practice-rtb-private-stg"
 

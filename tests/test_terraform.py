@@ -10,8 +10,9 @@ import re
 import hcl2
 import pytest
 
-from awsprac import terraform
-from awsprac.errors import UsageError
+from awsprac.commands import export as terraform
+from awsprac.engine import terraform as tf
+from awsprac.engine.errors import UsageError
 
 from conftest import ENVS
 from db_helpers import DB, SECRET, client, secret_value, up
@@ -53,9 +54,87 @@ def parse(folder):
     return imports, resources, texts
 
 
+ASSIGNMENT = re.compile(r'^(\s*)("(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_-]*)( *)=(?!=) ?(.*)$')
+
+
+def _net_brackets(text: str) -> int:
+    depth, quoted, escaped = 0, False, False
+    for ch in text:
+        if quoted:
+            escaped, quoted = (not escaped and ch == "\\"), quoted and (escaped or ch != '"')
+        elif ch == '"':
+            quoted = True
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+    return depth
+
+
+def fmt_alignment_problems(text: str) -> list[str]:
+    """`terraform fmt`'s `=` rule, checked independently of the writer: consecutive lines that each hold a
+    whole `key = value` have their `=` in one column, one space after the longest key; a line whose value
+    opens a bracket it does not close has one space before `=` and ends the run (as do blank lines,
+    comments, block headers and closing brackets)."""
+    problems: list[str] = []
+    run: list[tuple[int, str, int]] = []  # (line number, text, length of indent + key)
+
+    def close() -> None:
+        width = max((key for _, _, key in run), default=0)
+        problems.extend(f"{n}: {line!r}: `=` not one space after the run's longest key" for n, line, key in run
+                        if line.index("=", key) != width + 1)
+        run.clear()
+
+    for n, line in enumerate(text.splitlines(), 1):
+        m = ASSIGNMENT.match(line)
+        if m is None:
+            close()
+            continue
+        key = len(m.group(1)) + len(m.group(2))
+        if _net_brackets(m.group(4)) > 0:
+            close()
+            if m.group(3) != " ":
+                problems.append(f"{n}: {line!r}: a value over several lines takes one space before `=`")
+        else:
+            run.append((n, line, key))
+    close()
+    return problems
+
+
+def test_the_alignment_check_knows_terraform_fmt():
+    assert fmt_alignment_problems('  a   = 1\n  bcd = "x = y"\n\n  e = [\n    1,\n  ]\n  fg = 2\n') == []
+    assert fmt_alignment_problems("  a = 1\n  bcd = 2\n") != []  # not aligned
+    assert fmt_alignment_problems("  a    = 1\n  bcd  = 2\n") != []  # two spaces after the longest key
+    assert fmt_alignment_problems("  a    = 1\n  tags = {\n  }\n") != []  # an opener padded to the run
+
+
+def test_written_files_are_what_terraform_fmt_writes(tmp_path):
+    f = tf.TfFile("x.tf", "comment")
+    f.add(tf.Resource("aws_db_instance", "main", {
+        "identifier": "db",
+        "tags": {"Name": "db", "awsprac:env": "stg"},  # several lines, in the middle of one-line values
+        "allocated_storage": 20,
+        "policy": tf.jsonencode({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["a", "b"]}]}),
+        "performance_insights_retention_period": 7,
+        "x": "y",
+    }, "db"))
+    text = tf.render(f)
+    assert fmt_alignment_problems(text) == []
+    hcl2.loads(text)
+    import shutil
+    import subprocess
+
+    exe = shutil.which("terraform")
+    if exe is None:
+        pytest.skip("terraform is not installed: the alignment check above stands in for `terraform fmt -check`")
+    (tmp_path / "x.tf").write_text(text)
+    done = subprocess.run([exe, "fmt", "-check", "-diff", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
+
+
 def export(ctx, folder, force=False):
     result = terraform.build(ctx)
-    terraform.write(result, folder, force)
+    tf.write(result, folder, force)
     return result
 
 
@@ -91,6 +170,7 @@ def test_every_resource_awsprac_built_is_imported_with_its_terraform_type_and_id
     result = export(ctx, tmp_path / "tf")
     assert result.skipped == []
     imports, resources, texts = parse(tmp_path / "tf")
+    assert {name: fmt_alignment_problems(text) for name, text in texts.items()} == {name: [] for name in texts}
     assert sorted(texts) == ["database.tf", "ecr.tf", "nat.tf", "network.tf", "providers.tf", "routes.tf", "scheduler.tf", "secrets.tf"]
 
     vpc_id, vpc = ec2_id("describe_vpcs", "Vpcs", "VpcId", "aws-practice-stg")
@@ -214,7 +294,8 @@ def test_gateway_mode_exports_the_elastic_ip_and_nat_gateway(make_ctx, cfg, tmp_
     ctx = make_ctx(config=gateway)
     up(ctx, ["vpc", "subnets", "igw", "nat", "routes"])
     result = export(ctx, tmp_path / "tf")
-    imports, resources, _ = parse(tmp_path / "tf")
+    imports, resources, texts = parse(tmp_path / "tf")
+    assert {name: fmt_alignment_problems(text) for name, text in texts.items()} == {name: [] for name in texts}
     (gw,) = client("ec2").describe_nat_gateways(Filter=[{"Name": "tag:Name", "Values": ["aws-practice-nat-1a-stg"]}])["NatGateways"]
     allocation = gw["NatGatewayAddresses"][0]["AllocationId"]
     assert imports["aws_eip.nat"] == allocation and imports["aws_nat_gateway.nat"] == gw["NatGatewayId"]
@@ -247,14 +328,14 @@ def test_a_folder_that_holds_anything_is_only_overwritten_with_force(ctx, tmp_pa
 
 def test_strings_are_written_literally_whatever_they_hold():
     tricky = 'say "hi" \\ ${not_a_ref} %{not_a_directive} \n ünïcode'
-    f = terraform.TfFile("x.tf", "comment")
-    f.add(terraform.Resource("aws_vpc", "main", {
+    f = tf.TfFile("x.tf", "comment")
+    f.add(tf.Resource("aws_vpc", "main", {
         "description": tricky,
         "tags": {"Name": tricky, "awsprac:env": "stg"},
-        "policy": terraform.jsonencode({"Statement": [{"Action": tricky}]}),
+        "policy": tf.jsonencode({"Statement": [{"Action": tricky}]}),
         "list": [1, True, None, "x"],
     }, "vpc-1"))
-    parsed = hcl2.loads(terraform.render(f))
+    parsed = hcl2.loads(tf.render(f))
     attrs = value(parsed["resource"][0]['"aws_vpc"']['"main"'])
     # python-hcl2 keeps HCL's escapes; decoding them as JSON gives the text back.
     assert attrs["description"].replace("$${", "${").replace("%%{", "%{") == tricky
@@ -263,7 +344,7 @@ def test_strings_are_written_literally_whatever_they_hold():
 
 
 def test_cli_writes_the_folder_refuses_to_overwrite_and_prints_json(mocked, cfg, make_ctx, tmp_path, monkeypatch, capsys):
-    from awsprac import cli
+    from awsprac.commands import cli
 
     up(make_ctx(), ["vpc", "subnets", "igw"])
     monkeypatch.chdir(tmp_path)

@@ -15,11 +15,10 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from awsprac.errors import ConfigError, UsageError
+from awsprac.engine.errors import ConfigError, UsageError
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 ACCOUNT = re.compile(r"^\d{12}$")
 
 
@@ -116,7 +115,7 @@ class EnvConfig:
         return f"{self.project}-igw-{self.env}"
 
     def name(self, template: str) -> str:
-        """Expand a SPEC name pattern such as '{project}-nat-{env}'."""
+        """Expand a name pattern of docs/reference.md such as '{project}-nat-{env}'."""
         return template.format(project=self.project, env=self.env)
 
 
@@ -202,8 +201,11 @@ def validate(cfg: EnvConfig) -> None:
     """Checks that need more than one value, or more than a type."""
     if not PROJECT_NAME.match(cfg.project):
         _fail(cfg, "project", f"{cfg.project!r} must be 3-32 lower-case letters, digits and '-'")
-    if not REGION.match(cfg.region):
-        _fail(cfg, "region", f"{cfg.region!r} is not an AWS region name (like ap-northeast-1)")
+    from awsprac import known  # local: keeps config import light
+
+    why = known.region_problem(cfg.region)
+    if why:
+        _fail(cfg, "region", why)
     if cfg.account_id and not ACCOUNT.match(cfg.account_id):
         _fail(cfg, "account_id", f"{cfg.account_id!r} must be 12 digits")
     validate_network(cfg)
@@ -213,6 +215,7 @@ def validate(cfg: EnvConfig) -> None:
     if nat.ami_owner and not ACCOUNT.match(nat.ami_owner):
         _fail(cfg, "nat.ami_owner", f"{nat.ami_owner!r} must be 12 digits")
     db = cfg.database
+    validate_database(cfg)
     if db.availability_zone not in cfg.network.azs:
         _fail(cfg, "database.availability_zone", f"{db.availability_zone!r} is not one of network.azs {list(cfg.network.azs)}")
     if not 20 <= db.allocated_storage <= 65536:
@@ -238,6 +241,43 @@ def validate(cfg: EnvConfig) -> None:
         _fail(cfg, "ecr.encryption", f"{cfg.ecr.encryption!r} must be AES256 or KMS")
     if cfg.ecr.keep_images < 1:
         _fail(cfg, "ecr.keep_images", f"{cfg.ecr.keep_images} must be at least 1")
+    validate_scheduler(cfg)
+
+
+def validate_database(cfg: EnvConfig) -> None:
+    from awsprac import known
+
+    db = cfg.database
+    why = known.engine_problem(db.engine)
+    if why:
+        _fail(cfg, "database.engine", why)
+    why = known.engine_major_problem(db.engine, db.engine_major)
+    if why:
+        _fail(cfg, "database.engine_major", why)
+    if not re.fullmatch(r"db\.[a-z0-9-]+\.[a-z0-9-]+", db.instance_class):
+        _fail(cfg, "database.instance_class", f"{db.instance_class!r} is not an RDS instance class: they look like db.t4g.micro (with the db. prefix)")
+
+
+def validate_scheduler(cfg: EnvConfig) -> None:
+    """What EventBridge Scheduler would refuse, refused here (checked even while the schedules are off)."""
+    import zoneinfo
+
+    from awsprac import known
+
+    s = cfg.scheduler
+    # The tz database's own files that are not zone names (listing every zone costs ~0.2 s: not done).
+    known_zone = not s.timezone.startswith(("posix/", "right/")) and s.timezone not in ("localtime", "Factory", "posixrules")
+    try:
+        zoneinfo.ZoneInfo(s.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # not found, not a key, not a zone file
+        known_zone = False
+    if not known_zone:
+        _fail(cfg, "scheduler.timezone", f"{s.timezone!r} is not an IANA time zone name (like Asia/Tokyo or UTC)")
+    for key in ("start_expression", "stop_expression"):
+        value = getattr(s, key)
+        why = known.expression_problem(value)
+        if why:
+            _fail(cfg, f"scheduler.{key}", f"{value!r}: {why}")
 
 
 def validate_network(cfg: EnvConfig) -> None:
@@ -257,7 +297,7 @@ def validate_network(cfg: EnvConfig) -> None:
             _fail(cfg, "network.azs", f"{az!r} is not a zone of region {cfg.region!r} (like {cfg.region}a)")
     if net.instance_tenancy not in ("default", "dedicated"):
         _fail(cfg, "network.instance_tenancy", f"{net.instance_tenancy!r} must be default or dedicated")
-    from awsprac.cidr import SubnetSplitError, split  # local: keeps config import light
+    from awsprac.engine.cidr import SubnetSplitError, split  # local: keeps config import light
 
     try:
         split(net.vpc_cidr, len(net.azs) * 2)
