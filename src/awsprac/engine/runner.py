@@ -287,9 +287,10 @@ def parked(ctx: Context) -> list[str]:
     """What the last look (plan or status) found parked, as `kind name`: in one of the PARKED_STATES a
     parkable family names (what `awsprac stop` leaves: a state the user chose, not drift)."""
     found = []
-    for name, observed in ctx.observed.items():
-        states = getattr(step_registry.load(name), "PARKED_STATES", ())
-        found += [f"{f.kind} {f.name}" for f in observed.resources() if f.state in states]
+    for step in step_registry.all_steps():  # the registry's order, not the order the looks finished in
+        states = getattr(step, "PARKED_STATES", ())
+        if states and step.NAME in ctx.observed:
+            found += [f"{f.kind} {f.name}" for f in ctx.observed[step.NAME].resources() if f.state in states]
     return found
 
 
