@@ -227,14 +227,16 @@ def test_the_timezones_people_use_pass(tmp_path):
         assert config.load(envs, "stg").scheduler.timezone == zone
 
 
-def test_every_region_botocore_knows_is_known():
+def test_the_regions_are_the_ones_the_installed_sdk_knows_in_every_partition():
     import botocore.session
 
     from awsprac import known
 
     session = botocore.session.get_session()
     for partition in ("aws", "aws-cn", "aws-us-gov"):
-        assert set(session.get_available_regions("ec2", partition)) <= known.REGIONS
+        for region in session.get_available_regions("ec2", partition):
+            assert known.region_problem(region) is None, region
+    assert known.region_problem("ap-northeast-9") == "'ap-northeast-9' is not an AWS region (like ap-northeast-1 or us-east-1)"
 
 
 def test_an_unknown_region_given_as_the_flag_names_the_flag(capsys, monkeypatch, mocked, calls):

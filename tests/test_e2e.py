@@ -78,8 +78,8 @@ def test_up_again_is_a_no_op_and_destroy_leaves_only_foreign_things(awsprac, ser
     assert [a for a, n in Counter(actions).items() if n > 1] == ["DescribeVpcAttribute"], actions
 
     status = awsprac("status", "--env", "stg", "--json")
-    assert {row["sync"] for row in json.loads(status.stdout)} == {"in sync"}
-    outputs = json.loads(awsprac("outputs", "--env", "stg", "--json").stdout)
+    assert {row["sync"] for row in json.loads(status.stdout)["resources"]} == {"in sync"}
+    outputs = json.loads(awsprac("outputs", "--env", "stg", "--json").stdout)["outputs"]
     ec2 = client(server)
     assert ec2.describe_vpcs(VpcIds=[outputs["vpc_id"]])["Vpcs"][0]["Tags"]
 

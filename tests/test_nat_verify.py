@@ -175,7 +175,7 @@ def test_without_instance_profile(make_ctx):
 def test_no_nat_instance_and_gateway_mode(make_ctx, cfg):
     import dataclasses
 
-    with pytest.raises(natverify.NatNotVerified, match="no NAT instance aws-practice-nat-1a-stg in env stg: run `awsprac up --env stg`"):
+    with pytest.raises(UsageError, match="no NAT instance aws-practice-nat-1a-stg in env stg: run `awsprac up --env stg`"):
         natverify.verify(make_ctx())
     gateway = dataclasses.replace(cfg, nat=dataclasses.replace(cfg.nat, mode="gateway"))
     with pytest.raises(UsageError, match="NAT mode is 'gateway'"):

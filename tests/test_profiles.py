@@ -364,7 +364,8 @@ def test_check_after_import(capsys, files, mocked):
     assert KEY_ID not in out and f"profile {PROFILE} is ready for env stg" in err
 
 
-def test_check_says_what_is_wrong(capsys, tmp_path, files, mocked):
+def test_check_says_what_is_wrong(capsys, tmp_path, files, mocked, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # each value on its key's line (at 80, a long one goes on the next)
     code, out, err = run(capsys, "profile", "check", "--env", "stg")
     assert code == 2 and err.startswith(f"error: profile {PROFILE} not found in ") and "awsprac profile import --env stg --csv FILE" in err
     run(capsys, "profile", "import", "--env", "stg", "--csv", str(CSV))
@@ -527,3 +528,18 @@ def test_a_key_that_cannot_be_stored_is_deleted_again(capsys, files, iam_mocked,
     code, out, err = run(capsys, "profile", "create-user", "--env", "stg")
     assert code == 2 and "No space left on device" in err
     assert iam_mocked.list_access_keys(UserName=PROFILE)["AccessKeyMetadata"] == []
+
+
+def test_check_follows_the_profile_precedence(capsys, files, mocked, monkeypatch):
+    """--profile > AWS_PROFILE > the env file's profile, as the README says and every other command does."""
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("AWS_PROFILE", "nosuch")
+    code, out, err = run(capsys, "profile", "check", "--env", "stg")
+    assert code == 2 and err.startswith("error: profile nosuch (from AWS_PROFILE) not found in ") and PROFILE not in err.split(":")[1]
+    monkeypatch.setenv("AWS_PROFILE", "work")
+    code, out, err = run(capsys, "profile", "check", "--env", "stg")
+    assert "profile           work (from AWS_PROFILE)" in out and "region            eu-west-1" in out
+    assert code == 2 and err.endswith("error: profile work has region eu-west-1 but env stg uses ap-northeast-1: "
+                                      f"`awsprac profile import` sets it, or edit {files[1]}\n")
+    code, out, err = run(capsys, "profile", "check", "--env", "stg", "--profile", "default")  # the flag beats AWS_PROFILE
+    assert "profile           default (from --profile)" in out and "region            us-east-1" in out

@@ -366,13 +366,10 @@ def test_a_newer_ami_is_shown_by_status_and_never_replaces_the_instance(ctx, mak
     assert [i["InstanceId"] for i in live_instances()] == [running["InstanceId"]]
 
 
-def test_a_stopped_nat_is_reported_not_started(ctx, make_ctx):
+def test_a_stopped_nat_is_parked_not_drift_and_not_started(ctx, make_ctx):
     up(ctx)
-    instance_id = the_instance()["InstanceId"]
-    ec2().stop_instances(InstanceIds=[instance_id])
-    (report,) = plan(make_ctx)
-    assert report.action is Action.REPORT and str(report.fields[0]) == "state: stopped -> running"
-    assert f"aws ec2 start-instances --instance-ids {instance_id}" in report.note
+    ec2().stop_instances(InstanceIds=[the_instance()["InstanceId"]])
+    assert plan(make_ctx) == []
 
 
 def test_security_group_rules_added_and_extra_ones_removed_only_with_prune(ctx, make_ctx):

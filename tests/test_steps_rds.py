@@ -285,7 +285,8 @@ def test_a_stopped_instance_is_not_modified_and_says_how(ctx, make_ctx):
     client("rds").stop_db_instance(DBInstanceIdentifier=DB)
     client("rds").modify_db_instance(DBInstanceIdentifier=DB, BackupRetentionPeriod=3, ApplyImmediately=True)
     (change,) = plan(make_ctx()).changes
-    assert change.action is Action.REPORT and "aws rds start-db-instance --db-instance-identifier aws-practice-stg" in change.note
+    assert change.action is Action.REPORT and "run `awsprac start --env stg`, then `awsprac up --env stg`" in change.note
+    assert "aws rds" not in change.note
 
 
 # --- waiting ---

@@ -1,28 +1,15 @@
-"""What AWS has and accepts, kept here: regions, RDS engines with the majors each ever had, and the
-expressions EventBridge Scheduler takes.
+"""What AWS has and accepts: regions (from the AWS SDK's own endpoint data), RDS engines with the
+majors each ever had, and the expressions EventBridge Scheduler takes.
 
 An env file is checked against them (by config) before anything is sent, so a typo (`ap-northeast-9`,
 `podevres`, `engine_major = "71"`, `cron(0 25 ? * SUN *)`) is one line naming the file, key and value,
-and never a resource built from it. When AWS adds a region or a major, add it here.
+and never a resource built from it. When AWS adds a major, add it here (a region comes with an SDK upgrade).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-
-# Every region of the aws, aws-cn, aws-us-gov and aws-eusc partitions (as botocore's endpoints list them).
-REGIONS = frozenset({
-    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
-    "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
-    "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ca-central-1", "ca-west-1", "eu-central-1",
-    "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3",
-    "il-central-1", "me-central-1", "me-south-1", "mx-central-1", "sa-east-1", "us-east-1", "us-east-2",
-    "us-west-1", "us-west-2",
-    "cn-north-1", "cn-northwest-1",
-    "us-gov-east-1", "us-gov-west-1",
-    "eusc-de-east-1",
-})
 
 _ORACLE = ("11.2", "12.1", "12.2", "18", "19", "21")
 _SQLSERVER = ("10.50", "11.00", "12.00", "13.00", "14.00", "15.00", "16.00")
@@ -42,12 +29,40 @@ RDS_ENGINES: dict[str, tuple[str, ...]] = {
 AURORA_ENGINES = frozenset({"aurora", "aurora-mysql", "aurora-postgresql"})
 
 
+def regions() -> frozenset[str]:
+    """Every region of every partition, from the endpoint data bundled with the installed AWS SDK
+    (botocore; read from disk, no request): a new region arrives with an SDK upgrade, no list kept here."""
+    global _REGIONS
+    if _REGIONS is None:
+        import botocore.session
+
+        session = botocore.session.get_session()
+        _REGIONS = frozenset(
+            region for partition in session.get_available_partitions()
+            for region in session.get_available_regions("ec2", partition_name=partition)
+        )
+    return _REGIONS
+
+
+_REGIONS: frozenset[str] | None = None
+
+
 def region_problem(region: str) -> str | None:
-    """Why `region` is not a region one can use, or None. The caller names where it came from
-    (the env file's `region` key, or the --region flag)."""
-    if region in REGIONS:
+    """Why `region` is not a region one can use, or None: the one region check (the env file's `region`
+    key in config, the --region flag, `init --region`). The caller names where the region came from."""
+    if region in regions():
         return None
     return f"{region!r} is not an AWS region (like ap-northeast-1 or us-east-1)"
+
+
+# AZ names whose `b` is missing or closed to new accounts; everywhere else the first two letters exist.
+FIRST_TWO_ZONES = {"ap-northeast-1": ("a", "c"), "us-west-1": ("b", "c")}
+
+
+def default_zones(region: str) -> tuple[str, str]:
+    """Two zones of `region` for a new env file (`init --region`)."""
+    first, second = FIRST_TWO_ZONES.get(region, ("a", "b"))
+    return f"{region}{first}", f"{region}{second}"
 
 
 def engine_problem(engine: str) -> str | None:

@@ -31,6 +31,7 @@ The other facets, each walked by one command in the registry's order (all read c
                                           another design priced next to this one (`cost`)
     park_target(ctx, starting) -> engine.park.Parked, PARK_LABEL = (short, long)
                                           `stop` / `start`: started in registry order, stopped in reverse
+    PARKED_STATES = frozenset(states)     what `stop` leaves: `status` and `plan` say parked, not drift
     doctor_checks = (check(scan) -> [engine.doctor.Finding], ...)                   `doctor`
     doctor_names(cfg) -> {kind: {names}}  names it may own in another setting (not orphans)
     destroy_blockers(ctx, have) -> [str]  `destroy`: why it must not start at all (what it would keep would

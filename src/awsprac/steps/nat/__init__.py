@@ -348,4 +348,4 @@ from awsprac.steps.nat.launch_image import Image, deregister_ami, find_baked_ami
 from awsprac.steps.nat.export import export_terraform  # noqa: E402
 from awsprac.steps.nat.doctor import doctor_checks, doctor_names  # noqa: E402
 from awsprac.steps.nat.cost import cost_comparison, cost_comparison_text, cost_lines  # noqa: E402
-from awsprac.steps.nat.park import PARK_LABEL, park_target  # noqa: E402
+from awsprac.steps.nat.park import PARK_LABEL, PARKED_STATES, park_target  # noqa: E402

@@ -58,10 +58,7 @@ def diff_instance(ctx: Context, spec: InstanceSpec, have: Observed) -> list[Chan
         current = [g.get("GroupName") or g["GroupId"] for g in groups]
         fields.append(FieldDiff("security groups", ", ".join(current) or None, ", ".join(current + [names(ctx.cfg).sg])))
     changes = update(ctx, NAME, instance, fields, spec)
-    reports = []
-    if instance.state in ("stopping", "stopped"):
-        reports.append(((FieldDiff("state", instance.state, "running"),),
-                        f"the private subnets have no way out while it is stopped: start it (`aws ec2 start-instances --instance-ids {instance.id}`)"))
+    reports = []  # stopped is not drift: the env is parked (`awsprac stop`), and plan/status say so
     if image is not None and image.id and raw.get("ImageId") != image.id:
         reports.append(((FieldDiff("ami", raw.get("ImageId"), image.id),),
                         f"the NAT would launch today from {image.source}, not from the image it runs; it is kept (replacing it "

@@ -78,7 +78,8 @@ def find_instance(ctx) -> lookup.Found:
         vpc = lookup.find_by_names(ec2, lookup.VPC, [cfg.vpc_name]).get(cfg.vpc_name)
         instance = lookup.find_by_names(ec2, nat.NAT_INSTANCE, [name], vpc.id).get(name) if vpc else None
     if instance is None:
-        raise NatNotVerified(f"no NAT instance {name} in env {cfg.env}: run `awsprac up --env {cfg.env}` first")
+        # nothing built yet: exit 2, as for every command that needs a resource to act on (db reset-password, export)
+        raise UsageError(f"no NAT instance {name} in env {cfg.env}: run `awsprac up --env {cfg.env}` first")
     return instance
 
 

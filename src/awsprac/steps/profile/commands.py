@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from awsprac.engine.options import ENV_OPTION, app_for, global_options
+from awsprac.engine.options import ENV_OPTION, Group, app_for, global_options
 
 
-@click.group("profile")
+@click.group("profile", cls=Group)
 @global_options
 def group() -> None:
     """The CLI user's access key in the named profile aws-practice-terraform-ENV (docs/reference.md section 1).

@@ -248,12 +248,20 @@ def check(app: App) -> None:
 
     import botocore.session
 
+    from awsprac.engine.aws import resolve_profile
+
     _refuse_sandbox(app)
     cfg, report = app.cfg, app.report
-    profile = app.settings.profile or cfg.profile_name
+    # The README's precedence, as every other command has it: --profile > AWS_PROFILE > the env file's profile
+    profile, source = resolve_profile(app.settings.profile, cfg.profile_name)
+    if profile is None:  # the env's profile does not exist yet: that is what to report
+        profile, source = cfg.profile_name, "the env file"
     files = inifiles.AwsFiles.locate()
     session = botocore.session.Session()
     if profile not in session.available_profiles:
+        if source != "the env file":
+            raise UsageError(f"profile {profile} (from {source}) not found in {files.credentials} or {files.config}: "
+                             f"fix {source}, or leave it out to check the env's profile {cfg.profile_name}")
         raise UsageError(
             f"profile {profile} not found in {files.credentials} or {files.config}: run "
             f"`awsprac profile import --env {cfg.env} --csv FILE` or `awsprac profile create-user --env {cfg.env}`"
@@ -267,7 +275,7 @@ def check(app: App) -> None:
     else:
         account = f"{identity.account} ({'NOT ' if wrong_account else ''}the account {cfg.path} pins)"
     report.key_values({
-        "profile": profile,
+        "profile": profile if source == "the env file" else f"{profile} (from {source})",
         "access key": mask(key_id) if key_id else "(not in the credentials file)",
         "account": account,
         "arn": identity.arn,

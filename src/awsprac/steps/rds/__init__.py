@@ -293,4 +293,4 @@ from awsprac.steps.rds.lifecycle import create_db, db_changes, delete_db, update
 
 from awsprac.steps.rds.export import export_terraform  # noqa: E402
 from awsprac.steps.rds.cost import cost_lines, left_behind  # noqa: E402
-from awsprac.steps.rds.park import PARK_LABEL, park_target  # noqa: E402
+from awsprac.steps.rds.park import PARK_LABEL, PARKED_STATES, park_target  # noqa: E402

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from awsprac.engine.options import ENV_OPTION, app_for, global_options
+from awsprac.engine.options import ENV_OPTION, Group, app_for, global_options
 
 
-@click.group("db")
+@click.group("db", cls=Group)
 def group() -> None:
     """The database's credentials (kept in Secrets Manager, never printed)."""
 

@@ -60,8 +60,8 @@ def db_changes(ctx: Context, spec: DbSpec, have: Observed, blocked: str | None =
     settings = drift(ctx.cfg, spec, raw, _sg_id(ctx, have))
     if settings and status in STOPPED:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, db.id, tuple(FieldDiff(s.label, s.current, s.wanted) for s in settings),
-                              note=f"it is {status}, and a stopped instance cannot be modified: start it "
-                                   f"(`aws rds start-db-instance --db-instance-identifier {spec.name}`), then `awsprac up`"))
+                              note=f"it is {status} (the env is parked) and a stopped instance cannot be modified: "
+                                   f"run `awsprac start --env {ctx.cfg.env}`, then `awsprac up --env {ctx.cfg.env}`"))
         settings = []
     if status not in USABLE and status not in STOPPED:
         fields.append(FieldDiff("status", status, "available (waits for it)"))
