@@ -511,7 +511,11 @@ def _apply_parameter_group(ctx: Context, change: Change) -> None:
 
 
 def _usable_secret(ctx: Context) -> dbsecret.SecretState | None:
-    """The secret as this step's observation just read it (nothing wrote it since), else read now."""
+    """The master's secret: rds-master-{env} once `db create-app-user` made it; else rds-main-{env} as this
+    step's observation just read it (nothing wrote it since), else read now."""
+    master = dbsecret.master_state(ctx)
+    if master is not None:
+        return master
     secret = ctx.observed[NAME].secret
     if secret is None or secret.pending_deletion or not secret.readable or secret.password is None:
         secret = dbsecret.find(ctx)
@@ -575,6 +579,7 @@ def write_host(ctx: Context, spec: DbSpec, db: dict) -> None:
     values["DB_HOST"] = host
     dbsecret.put(ctx, secret, values, secret.password, "db-host")
     ctx.report.debug(f"secret {spec.secret}: DB_HOST = {host}")
+    dbsecret.master_host(ctx, host)
 
 
 # --- tearing down ---
