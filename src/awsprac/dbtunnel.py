@@ -222,19 +222,20 @@ def tunnel_command(app: App, local_port: int) -> None:
     cfg = ctx.cfg
     find_plugin()
     check_port(local_port)
-    with opened(ctx, local_port) as tunnel:
-        t = tunnel.target
-        app.report.line(f"tunnel open: 127.0.0.1:{local_port} -> {t.host}:{t.port} through {t.nat_name} ({t.instance_id})")
-        app.report.line(
-            f"connect: psql -h 127.0.0.1 -p {local_port} -U <user> -d {cfg.database.db_name}  "
-            f"(or `awsprac db psql --env {cfg.env}`); the password is in Secrets Manager, never shown here"
-        )
-        app.report.line("Ctrl-C closes the tunnel")
-        try:
+    session = None
+    try:  # Ctrl-C is how a tunnel ends: whenever it comes, the plugin is stopped and the session terminated
+        with opened(ctx, local_port) as tunnel:
+            session, t = tunnel.session_id, tunnel.target
+            app.report.line(f"tunnel open: 127.0.0.1:{local_port} -> {t.host}:{t.port} through {t.nat_name} ({t.instance_id})")
+            app.report.line(
+                f"connect: psql -h 127.0.0.1 -p {local_port} -U <user> -d {cfg.database.db_name}  "
+                f"(or `awsprac db psql --env {cfg.env}`); the password is in Secrets Manager, never shown here"
+            )
+            app.report.line("Ctrl-C closes the tunnel")
             tunnel.wait()
-        except KeyboardInterrupt:
-            pass
-    app.report.info(f"tunnel closed; session {tunnel.session_id} terminated")
+    except KeyboardInterrupt:
+        pass
+    app.report.info("tunnel closed" + (f"; session {session} terminated" if session else ""))
 
 
 def psql_command(app: App, as_app: bool) -> int:

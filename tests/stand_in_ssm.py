@@ -1,0 +1,53 @@
+"""Stand-ins for the tests, installed on PATH as executables (their file name picks the part):
+
+- `session-manager-plugin`: records its arguments and AWS_SSM_START_SESSION_RESPONSE as a JSON line, says
+  what the real plugin says once the local port is open ("Waiting for connections..."), then runs until
+  it is stopped (recorded). STAND_IN_SSM_CTRL_C=1: once ready it sends SIGINT to its parent, as a
+  person's Ctrl-C would reach awsprac. STAND_IN_SSM_FAIL=1: it ends before the port opens, as on a
+  session the instance's agent refused. `--version` prints STAND_IN_SSM_VERSION (default 1.2.707.0).
+- `psql`: records its arguments and PGPASSWORD, exits with STAND_IN_PSQL_EXIT (default 0).
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def record(entry: dict) -> None:
+    with Path(os.environ["STAND_IN_SSM_LOG"]).open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def plugin(args: list[str]) -> int:
+    if args == ["--version"]:
+        print(os.environ.get("STAND_IN_SSM_VERSION", "1.2.707.0"))
+        return 0
+    record({"program": "session-manager-plugin", "argv": args, "response_env": os.environ.get("AWS_SSM_START_SESSION_RESPONSE")})
+    if os.environ.get("STAND_IN_SSM_FAIL"):
+        print("----------ERROR-------\nEncountered error while initiating handshake. SessionType failed on client with status 2 error", flush=True)
+        return 1
+    session = json.loads(os.environ.get("AWS_SSM_START_SESSION_RESPONSE") or args[0])
+    local_port = json.loads(args[4])["Parameters"]["localPortNumber"][0]
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    print(f"\nStarting session with SessionId: {session['SessionId']}")
+    print(f"Port {local_port} opened for sessionId {session['SessionId']}.")
+    print("Waiting for connections...\n", flush=True)
+    if os.environ.get("STAND_IN_SSM_CTRL_C"):
+        os.kill(os.getppid(), signal.SIGINT)
+    stopped.wait(120)
+    record({"program": "session-manager-plugin", "stopped": stopped.is_set()})
+    return 0
+
+
+def psql(args: list[str]) -> int:
+    record({"program": "psql", "argv": args, "PGPASSWORD": os.environ.get("PGPASSWORD")})
+    return int(os.environ.get("STAND_IN_PSQL_EXIT", "0"))
+
+
+if __name__ == "__main__":
+    name = Path(sys.argv[0]).name
+    sys.exit(plugin(sys.argv[1:]) if name == "session-manager-plugin" else psql(sys.argv[1:]))
