@@ -16,11 +16,11 @@ instance itself, with every setting of SPEC section 5.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import botocore.exceptions
 
-from awsprac import batched, dbsecret, lookup, tags, waiting
+from awsprac import batched, dbsecret, dbsgrules, lookup, tags, waiting
 from awsprac.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.context import Context
@@ -41,6 +41,7 @@ REQUIRES = ("vpc", "subnets", "secrets")
 OBSERVES_AFTER = ("vpc",)  # observe() needs the VPC's id; the secret and the instance it shares with step secrets
 CHANGES_AFTER = {"DB instance": ("security group", "DB subnet group", "DB parameter group")}
 
+RULE = "security group rule"
 DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; SPEC keeps it
 GROUP_DELETE_WAIT = 5 * 60  # a subnet/parameter group stays "in use" briefly after its instance is gone
 SG_DELETE_WAIT = 20 * 60  # the instance's network interfaces linger for minutes and hold the group
@@ -76,6 +77,7 @@ class Observed:
     db: Found | None
     engine: EngineDefault | None = None
     secret: dbsecret.SecretState | None = None  # read fresh: this step writes DB_HOST into it
+    peers: dict = field(default_factory=dict)  # {name: Found}: the groups the DB's group lets in (dbsgrules)
 
     @property
     def ready(self) -> bool:
@@ -205,7 +207,8 @@ def observe(ctx: Context) -> Observed:
         db = Found(db_spec.kind, db_spec.name, raw["DBInstanceIdentifier"], raw.get("DBInstanceStatus", ""), tags.as_dict(raw.get("TagList")), raw)
     # AWS's default version matters only to what is still to be made (asked above when that was likely).
     default = (default or engine()) if db is None or parameter_group is None else None
-    return Observed(sg, subnet_group, parameter_group, db, default, secret_state)
+    # The groups the DB's group lets in: from the same read of the VPC's groups as the DB's own.
+    return Observed(sg, subnet_group, parameter_group, db, default, secret_state, dbsgrules.peers(ctx, vpc_id))
 
 
 def _owned_db(ctx: Context, raw: dict | None) -> bool:
@@ -240,7 +243,7 @@ def _used_parameter_group(ctx: Context, raw: dict | None, spec: ParameterGroupSp
 def diff(ctx: Context, want: list, have: Observed) -> list[Change]:
     sg_spec, sng_spec, pg_spec, db_spec = want
     return (
-        _sg_changes(ctx, sg_spec, have.sg)
+        _sg_changes(ctx, sg_spec, have.sg, have.peers)
         + _subnet_group_changes(ctx, sng_spec, have.subnet_group)
         + _parameter_group_changes(ctx, pg_spec, have.parameter_group, have.engine)
         + _db_changes(ctx, db_spec, have)
@@ -275,16 +278,19 @@ def _extra_egress(rules: list[dict]) -> list[dict]:
     return extra
 
 
-def _sg_changes(ctx: Context, spec: SgSpec, sg: Found | None) -> list[Change]:
+def _sg_changes(ctx: Context, spec: SgSpec, sg: Found | None, peers: dict) -> list[Change]:
     if sg is None:
-        fields = (FieldDiff("description", None, spec.description), FieldDiff("inbound", None, "(none)"), FieldDiff("outbound", None, ALL_OUT))
+        fields = (FieldDiff("description", None, spec.description), dbsgrules.field(ctx.cfg, None, peers), FieldDiff("outbound", None, ALL_OUT))
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=fields, spec=spec)]
     changes: list[Change] = []
     if sg.raw.get("Description") != spec.description:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, sg.id, (FieldDiff("description", sg.raw.get("Description"), spec.description),),
                               note="a security group's description cannot change: recreate it once the database no longer uses it"))
     fields = []
-    inbound = sg.raw.get("IpPermissions", [])
+    rules = dbsgrules.field(ctx.cfg, sg.raw.get("IpPermissions", []), peers)
+    if rules is not None:
+        fields.append(rules)
+    inbound = list(dbsgrules.gaps(ctx.cfg, sg.raw.get("IpPermissions", []), peers).others)
     egress = sg.raw.get("IpPermissionsEgress", [])
     if not any(_is_all_out(r) for r in egress):
         fields.append(FieldDiff("outbound", "; ".join(_rule_text(r) for r in egress) or None, ALL_OUT))
@@ -295,7 +301,7 @@ def _sg_changes(ctx: Context, spec: SgSpec, sg: Found | None) -> list[Change]:
             fields.append(FieldDiff("rules added by hand", text, "(none)"))
         else:
             changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, sg.id, (FieldDiff("rules added by hand", text, "(none)"),),
-                                  note="kept; `awsprac up --prune` removes them (SPEC: no inbound rules until the API server exists)"))
+                                  note="kept; `awsprac up --prune` removes them (the DB lets in only the groups the env file names)"))
     return changes + update(ctx, NAME, sg, fields, spec)
 
 
@@ -434,13 +440,15 @@ def _current_sg_id(ctx: Context) -> str:
 def _apply_sg(ctx: Context, change: Change) -> None:
     ec2, spec = ctx.aws.ec2, change.spec
     if change.action is Action.CREATE:
-        ctx.made[(spec.kind, spec.name)] = ec2.create_security_group(
+        group_id = ctx.made[(spec.kind, spec.name)] = ec2.create_security_group(
             GroupName=spec.name, Description=spec.description, VpcId=ctx.observed["vpc"].id,
             TagSpecifications=tags.specification("security-group", ctx.tags(spec.name)),
-        )["GroupId"]  # a new group allows all outbound traffic and no inbound: exactly SPEC
+        )["GroupId"]  # a new group allows all outbound traffic and no inbound
+        dbsgrules.reconcile(ctx, group_id, [], ctx.observed["vpc"].id)
         return
     sg = ctx.observed[NAME].sg
     retag(ctx, sg)
+    dbsgrules.reconcile(ctx, sg.id, sg.raw.get("IpPermissions", []), ctx.observed["vpc"].id)
     if not any(_is_all_out(r) for r in sg.raw.get("IpPermissionsEgress", [])):
         try:
             ec2.authorize_security_group_egress(GroupId=sg.id, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
@@ -448,7 +456,7 @@ def _apply_sg(ctx: Context, change: Change) -> None:
             if error_code(exc) != "InvalidPermission.Duplicate":
                 raise
     if ctx.options.prune:
-        inbound = sg.raw.get("IpPermissions", [])
+        inbound = list(dbsgrules.gaps(ctx.cfg, sg.raw.get("IpPermissions", []), ctx.observed[NAME].peers).others)
         if inbound:
             ec2.revoke_security_group_ingress(GroupId=sg.id, IpPermissions=[_strip(r) for r in inbound])
         extra = _extra_egress(sg.raw.get("IpPermissionsEgress", []))
@@ -619,6 +627,12 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
                 else:
                     notes.append(f"final snapshot {db.name}-final-<UTC time> first (--skip-final-snapshot: none)")
             changes.append(Change(NAME, Action.DELETE, db.kind, db.name, db.id, note="; ".join(notes)))
+    if have.sg is not None and ctx.owns(have.sg) and not stays:
+        # First, at the same time as the instance's delete: a rule naming another group (the NAT's) keeps
+        # that group from being deleted, and the DB's own group goes only minutes after the instance.
+        for source_id, source, description in dbsgrules.revokes(ctx.cfg, have.sg.raw.get("IpPermissions", []), have.peers):
+            changes.append(Change(NAME, Action.DELETE, RULE, f"{have.sg.name} from {source}", have.sg.id, spec=(source_id, description),
+                                  note=f"tcp {ctx.cfg.database.port} from {source}"))
     for found in (read_on_its_own(ctx, have.subnet_group), read_on_its_own(ctx, have.parameter_group), have.sg):
         if found is not None and stays and ctx.owns(found):
             changes.append(Change(NAME, Action.REPORT, found.kind, found.name, found.id, note=f"kept: DB instance {db.name} stays and may use it"))
@@ -639,6 +653,8 @@ def _delete(ctx: Context, change: Change) -> None:
     rds = rds_client(ctx)
     if change.kind == "DB instance":
         _delete_db(ctx, change)
+    elif change.kind == RULE:
+        dbsgrules.revoke(ctx, change.id, change.spec)
     elif change.kind == "DB subnet group":
         waiting.retry_on(lambda e: error_code(e) == "InvalidDBSubnetGroupStateFault",
                          lambda: gone_is_fine(rds.delete_db_subnet_group, DBSubnetGroupName=change.id),
