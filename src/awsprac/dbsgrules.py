@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from awsprac.context import Context
 from awsprac.plan import FieldDiff
 
-SOURCE_WAIT = 600.0  # seconds: step nat makes its group at the same time as step rds makes the DB's
+SOURCE_WAIT = 300.0  # seconds: step nat makes its group at the same time as step rds makes the DB's
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,14 @@ class Source:
     group: str  # the security group let in, by name
     description: str  # the rule's description
     setting: str  # what asks for it
+    step: str  # the step that makes the group
 
 
 def all_sources(cfg) -> list[Source]:
     """Every source awsprac manages a rule for, wanted or not."""
     from awsprac.steps import nat
 
-    return [Source(nat.names(cfg).sg, "db tunnel", "database.tunnel")]
+    return [Source(nat.names(cfg).sg, "db tunnel", "database.tunnel", "nat")]
 
 
 def wanted(cfg) -> list[Source]:
@@ -71,10 +72,18 @@ class Gaps:
         return bool(self.add or self.remove)
 
 
-def gaps(cfg, inbound: list[dict], peer_found: dict) -> Gaps:
+def coming(ctx: Context) -> set[str]:
+    """Names of the wanted sources' groups that do not exist yet but a step of this run makes (a step is
+    part of the run when it was observed). A group no step of the run makes is let in by the `up` that
+    makes it: `awsprac step rds` alone does not wait for step nat's group."""
+    return {s.group for s in wanted(ctx.cfg) if s.step in ctx.observed}
+
+
+def gaps(cfg, inbound: list[dict], peer_found: dict, pending: set[str] = frozenset()) -> Gaps:
+    """`pending`: groups not there yet that this run makes (coming()); other missing groups are no gap."""
     ids = {found.id: name for name, found in peer_found.items()}
     managed, others = split(inbound, cfg.database.port, set(ids))
-    want = wanted(cfg)
+    want = [s for s in wanted(cfg) if s.group in peer_found or s.group in pending]
     add = tuple(s for s in want if s.group not in peer_found or peer_found[s.group].id not in managed)
     wanted_names = {s.group for s in want}
     remove = tuple((gid, ids[gid], managed[gid]) for gid in sorted(managed) if ids[gid] not in wanted_names)
@@ -85,17 +94,18 @@ def text(cfg, sources) -> str:
     return "; ".join(f"tcp {cfg.database.port} from {s.group} ({s.description})" for s in sources) or "(none)"
 
 
-def field(cfg, inbound: list[dict] | None, peer_found: dict) -> FieldDiff | None:
+def field(cfg, inbound: list[dict] | None, peer_found: dict, pending: set[str]) -> FieldDiff | None:
     """The plan's line for the managed rules: None when they are as wanted."""
+    want = [s for s in wanted(cfg) if s.group in peer_found or s.group in pending]
     if inbound is None:
-        return FieldDiff("inbound", None, text(cfg, wanted(cfg)))
-    g = gaps(cfg, inbound, peer_found)
+        return FieldDiff("inbound", None, text(cfg, want))
+    g = gaps(cfg, inbound, peer_found, pending)
     if not g:
         return None
     ids = {f.id for f in peer_found.values()}
     managed, _ = split(inbound, cfg.database.port, ids)
     have = [s for s in all_sources(cfg) if s.group in peer_found and peer_found[s.group].id in managed]
-    return FieldDiff("inbound", text(cfg, have), text(cfg, wanted(cfg)))
+    return FieldDiff("inbound", text(cfg, have), text(cfg, want))
 
 
 def reconcile(ctx: Context, group_id: str, inbound: list[dict], vpc_id: str) -> None:
@@ -104,7 +114,7 @@ def reconcile(ctx: Context, group_id: str, inbound: list[dict], vpc_id: str) -> 
 
     ec2, cfg = ctx.aws.ec2, ctx.cfg
     found = _peers_now(ctx, vpc_id)
-    g = gaps(cfg, inbound, found)
+    g = gaps(cfg, inbound, found, coming(ctx))
     for source in g.add:
         source_id = found[source.group].id if source.group in found else _wait_for_group(ctx, source, vpc_id)
         try:

@@ -280,14 +280,14 @@ def _extra_egress(rules: list[dict]) -> list[dict]:
 
 def _sg_changes(ctx: Context, spec: SgSpec, sg: Found | None, peers: dict) -> list[Change]:
     if sg is None:
-        fields = (FieldDiff("description", None, spec.description), dbsgrules.field(ctx.cfg, None, peers), FieldDiff("outbound", None, ALL_OUT))
+        fields = (FieldDiff("description", None, spec.description), dbsgrules.field(ctx.cfg, None, peers, dbsgrules.coming(ctx)), FieldDiff("outbound", None, ALL_OUT))
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=fields, spec=spec)]
     changes: list[Change] = []
     if sg.raw.get("Description") != spec.description:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, sg.id, (FieldDiff("description", sg.raw.get("Description"), spec.description),),
                               note="a security group's description cannot change: recreate it once the database no longer uses it"))
     fields = []
-    rules = dbsgrules.field(ctx.cfg, sg.raw.get("IpPermissions", []), peers)
+    rules = dbsgrules.field(ctx.cfg, sg.raw.get("IpPermissions", []), peers, dbsgrules.coming(ctx))
     if rules is not None:
         fields.append(rules)
     inbound = list(dbsgrules.gaps(ctx.cfg, sg.raw.get("IpPermissions", []), peers).others)
