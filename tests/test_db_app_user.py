@@ -197,6 +197,24 @@ def test_a_missing_database_and_a_refused_connection_are_one_line_exit_1(capsys,
     assert pg.master_password not in err
 
 
+def test_without_through_it_opens_a_tunnel_of_its_own_and_terminates_the_session(capsys, monkeypatch, pg, tmp_path):
+    """The stand-in plugin forwards the tunnel's local port to the test's PostgreSQL."""
+    from test_db_tunnel import Ssm, install_stand_ins, nat_and_db
+    from conftest import hook_every_session
+
+    calls = install_stand_ins(tmp_path, monkeypatch)
+    monkeypatch.setenv("STAND_IN_SSM_FORWARD", f"{pg.host}:{pg.port}")
+    instance, _ = nat_and_db()
+    ssm = Ssm()
+    hook_every_session(monkeypatch, [("before-call.ssm.*", ssm)])
+    code, out, err = run_cli(capsys, "db", "create-app-user", "--env", "stg")
+    assert code == 0, err
+    assert ssm.names() == ["StartSession", "TerminateSession"] and ssm.calls[0][1]["Target"] == instance
+    with connect(pg, APP, secret(MAIN)["DB_PASSWORD"]):
+        pass
+    assert all(pg.master_password not in json.dumps(c) for c in calls("session-manager-plugin"))
+
+
 def test_a_bad_through_address_is_exit_2_before_anything(capsys, mocked):
     code, _, err = run_cli(capsys, "db", "create-app-user", "--env", "stg", "--through", "localhost")
     assert code == 2 and err == "error: --through 'localhost' must be HOST:PORT, like 127.0.0.1:15432\n"

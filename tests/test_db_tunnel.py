@@ -41,8 +41,8 @@ class Ssm:
         return [name for name, _ in self.calls]
 
 
-@pytest.fixture
-def stand_ins(tmp_path, monkeypatch):
+def install_stand_ins(tmp_path: Path, monkeypatch):
+    """`session-manager-plugin` and `psql` stand-ins first on PATH; returns calls(program) -> recorded calls."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in ("session-manager-plugin", "psql"):
@@ -61,22 +61,33 @@ def stand_ins(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def env(mocked, monkeypatch):
-    """A running NAT instance, an available DB, rds-main-stg with the master; StartSession answered."""
+def stand_ins(tmp_path, monkeypatch):
+    return install_stand_ins(tmp_path, monkeypatch)
+
+
+def nat_and_db() -> tuple[str, str]:
+    """A running NAT instance and an available DB, made in moto: (instance id, DB endpoint)."""
     ec2 = client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/18", AvailabilityZone="ap-northeast-1a")["Subnet"]["SubnetId"]
     tags = [{"Key": "Name", "Value": "aws-practice-nat-1a-stg"}, *({"Key": k, "Value": v} for k, v in OWNED.items())]
     instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t2.micro", SubnetId=subnet,
                                  TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])["Instances"][0]["InstanceId"]
-    db = client("rds").create_db_instance(DBInstanceIdentifier="aws-practice-stg", Engine="postgres", DBInstanceClass="db.t4g.micro",
-                                          MasterUsername="postgres", MasterUserPassword=MASTER_PASSWORD, AllocatedStorage=20)["DBInstance"]
+    client("rds").create_db_instance(DBInstanceIdentifier="aws-practice-stg", Engine="postgres", DBInstanceClass="db.t4g.micro",
+                                     MasterUsername="postgres", MasterUserPassword=MASTER_PASSWORD, AllocatedStorage=20)
     host = client("rds").describe_db_instances(DBInstanceIdentifier="aws-practice-stg")["DBInstances"][0]["Endpoint"]["Address"]
+    return instance, host
+
+
+@pytest.fixture
+def env(mocked, monkeypatch):
+    """A running NAT instance, an available DB, rds-main-stg with the master; StartSession answered."""
+    instance, host = nat_and_db()
     value = {"DB_HOST": host, "DB_PORT": "5432", "DB_NAME": "aws_practice", "DB_USER_NAME": "postgres", "DB_PASSWORD": MASTER_PASSWORD}
     client("secretsmanager").create_secret(Name="rds-main-stg", SecretString=json.dumps(value))
     ssm = Ssm()
     hook_every_session(monkeypatch, [("before-call.ssm.*", ssm)])
-    return {"instance": instance, "host": host, "ssm": ssm, "db": db}
+    return {"instance": instance, "host": host, "ssm": ssm}
 
 
 def free_port() -> int:

@@ -46,7 +46,10 @@ def test_up_builds_spec_section_5_exactly(ctx):
     vpc_id = ctx.observed["vpc"].id
     (sg,) = ec2.describe_security_groups(Filters=[{"Name": "tag:Name", "Values": ["aws-practice-db-stg"]}])["SecurityGroups"]
     assert (sg["VpcId"], sg["GroupName"], sg["Description"]) == (vpc_id, "aws-practice-db-stg", "Managed by Terraform")
-    assert sg["IpPermissions"] == []
+    # stg's database.tunnel: 5432 from the NAT's group only (test_db_sg_rules.py has the rest)
+    nat_sg = ctx.observed["nat"].sg.id
+    assert [(p["IpProtocol"], p["FromPort"], p["ToPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"])
+            for p in sg["IpPermissions"]] == [("tcp", 5432, 5432, [nat_sg], [])]
     assert [(r["IpProtocol"], [x["CidrIp"] for x in r["IpRanges"]]) for r in sg["IpPermissionsEgress"]] == [("-1", ["0.0.0.0/0"])]
     assert tags.as_dict(sg["Tags"]) == {"Name": "aws-practice-db-stg", **OWNED}
 
@@ -414,7 +417,8 @@ def test_inbound_rules_added_by_hand_are_reported_and_pruned_on_request(ctx, mak
     assert report.action is Action.REPORT and "--prune" in report.note
     assert fields(report) == {"rules added by hand": ("inbound tcp 5432-5432 0.0.0.0/0", "(none)")}
     up(make_ctx(prune=True))
-    assert client("ec2").describe_security_groups(GroupIds=[sg_id])["SecurityGroups"][0]["IpPermissions"] == []
+    left = client("ec2").describe_security_groups(GroupIds=[sg_id])["SecurityGroups"][0]["IpPermissions"]
+    assert [(p["IpRanges"], [g.get("Description") for g in p["UserIdGroupPairs"]]) for p in left] == [([], ["db tunnel"])]  # the tunnel's stays
     assert plan(make_ctx()).changes == []
 
 
