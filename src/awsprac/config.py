@@ -66,8 +66,8 @@ class Database:
     # Modifications now, or at the next maintenance window (`up --apply-immediately` overrides).
     apply_immediately: bool = True
     # `awsprac db tunnel`: the DB security group lets the NAT instance in on the port (the guide's bastion
-    # rule). Unset in the env file: on, except in env prd.
-    tunnel: bool | None = None
+    # rule). Unset in the env file: on, except in env prd (tunnel_default).
+    tunnel: bool = True
     # `awsprac db create-app-user`: the app's own login role, instead of the master user.
     app_username: str = "aws_practice"
 
@@ -167,7 +167,7 @@ def parse(raw: dict, path: Path, env: str) -> EnvConfig:
         else:
             raise ConfigError(path, key, f"unknown key (known: {', '.join((*TOP_LEVEL, *SECTIONS))})")
     cfg = EnvConfig(env=env, path=path, **top, **sections)
-    if cfg.database.tunnel is None:
+    if "tunnel" not in (raw.get("database") or {}) and cfg.database.tunnel != tunnel_default(env):
         cfg = dataclasses.replace(cfg, database=dataclasses.replace(cfg.database, tunnel=tunnel_default(env)))
     validate(cfg)
     return cfg
