@@ -35,6 +35,8 @@ class Context:
     # Ids this run's creates returned, by (kind, name): a later change of the same run uses them instead of
     # looking the resource up again. Only apply code reads it; observe() always asks AWS.
     made: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Steps of this run that failed: a step waiting for another step's work stops waiting (dbsgrules).
+    failed: set[str] = field(default_factory=set)
 
     def tags(self, name: str) -> dict[str, str]:
         from awsprac import tags

@@ -167,15 +167,24 @@ def _wait_for_group(ctx: Context, source: Source, vpc_id: str) -> str:
         return made
     seen: dict = {}
 
+    from awsprac import runner
+    from awsprac.errors import AwspracError
+
+    needed = runner.with_requirements({source.step})
+
     def check() -> tuple[bool, str]:
+        failed = sorted(needed & ctx.failed)
+        if failed:  # the group will not come in this run
+            raise AwspracError(
+                f"security group {source.group} was not made (step {failed[0]} failed), so the DB cannot let it in yet "
+                f"({source.setting}): run `awsprac up --env {ctx.cfg.env}` again once that is fixed"
+            )
         seen.update(_peers_now(ctx, vpc_id))
         return source.group in seen, "not there yet" if source.group not in seen else "there"
 
     try:
         waiting.wait_for(ctx.report, f"security group {source.group} ({source.setting})", check, timeout=SOURCE_WAIT, interval=5)
     except waiting.WaitTimeout:
-        from awsprac.errors import AwspracError
-
         raise AwspracError(
             f"security group {source.group} does not exist, so the DB cannot let it in ({source.setting}): "
             f"run `awsprac up --env {ctx.cfg.env}` (step nat makes it)"

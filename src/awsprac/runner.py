@@ -141,7 +141,7 @@ def apply(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: bool 
 
     # Under the lock, the planned steps and what they build on are observed again (what a step
     # builds on could have changed too); the rest was not going to be touched.
-    needed = _with_requirements(planned_steps) if confirmed else set()
+    needed = with_requirements(planned_steps) if confirmed else set()
 
     def work(step: ModuleType) -> None:
         stale = any(r in changed for r in step.REQUIRES)
@@ -168,7 +168,14 @@ def apply(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: bool 
                     f"step {step.NAME} did not converge; still to do after applying: " + "; ".join(c.describe() for c in left)
                 )
 
-    return Outcome.of(_walk(ctx, steps, work), applied)
+    def noting_failure(step: ModuleType) -> None:
+        try:
+            work(step)
+        except Exception:
+            ctx.failed.add(step.NAME)
+            raise
+
+    return Outcome.of(_walk(ctx, steps, noting_failure), applied)
 
 
 def teardown_plan(ctx: Context, steps: list[ModuleType]) -> Plan:
@@ -203,7 +210,7 @@ def destroy(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: boo
     return Outcome.of(_walk(ctx, steps, work, reverse=True), applied)
 
 
-def _with_requirements(names: set[str]) -> set[str]:
+def with_requirements(names: set[str]) -> set[str]:
     result: set[str] = set()
     todo = list(names)
     while todo:
