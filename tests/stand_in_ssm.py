@@ -3,7 +3,7 @@
 - `session-manager-plugin`: records its arguments and AWS_SSM_START_SESSION_RESPONSE as a JSON line, says
   what the real plugin says once the local port is open ("Waiting for connections..."), then runs until
   it is stopped (recorded). STAND_IN_SSM_CTRL_C=1: once ready it sends SIGINT to its parent, as a
-  person's Ctrl-C would reach awsprac. STAND_IN_SSM_FAIL=1: it ends before the port opens, as on a
+  person's Ctrl-C would reach awsprac; STAND_IN_SSM_END=1: it ends once ready. STAND_IN_SSM_FAIL=1: it ends before the port opens, as on a
   session the instance's agent refused. `--version` prints STAND_IN_SSM_VERSION (default 1.2.707.0).
   STAND_IN_SSM_FORWARD=HOST:PORT: it really forwards the local port there (a test's PostgreSQL), as the
   session would forward it to the DB endpoint.
@@ -42,6 +42,8 @@ def plugin(args: list[str]) -> int:
     print("Waiting for connections...\n", flush=True)
     if os.environ.get("STAND_IN_SSM_CTRL_C"):
         os.kill(os.getppid(), signal.SIGINT)
+    if os.environ.get("STAND_IN_SSM_END"):  # the session ends on AWS's side (idle timeout)
+        return 0
     stopped.wait(120)
     record({"program": "session-manager-plugin", "stopped": stopped.is_set()})
     return 0

@@ -112,16 +112,20 @@ def test_the_tunnel_runs_the_plugin_as_the_aws_cli_does_and_ctrl_c_terminates_th
     assert json.loads(started["argv"][4]) == request
     assert started["argv"][5].startswith("https://ssm.ap-northeast-1.amazonaws.com")
     assert stopped == {"program": "session-manager-plugin", "stopped": True}
-    assert f"tunnel open: 127.0.0.1:{port} -> {env['host']}:5432 through aws-practice-nat-1a-stg" in out
     assert MASTER_PASSWORD not in out + err + json.dumps(started)
 
 
-def test_an_old_plugin_gets_the_session_response_as_its_argument(capsys, monkeypatch, env, stand_ins):
-    monkeypatch.setenv("STAND_IN_SSM_CTRL_C", "1")
+def test_an_old_plugin_gets_the_session_response_as_its_argument_and_the_tunnel_says_how_to_connect(capsys, monkeypatch, env, stand_ins):
+    monkeypatch.setenv("STAND_IN_SSM_END", "1")  # the session ends by itself: no Ctrl-C racing the output
     monkeypatch.setenv("STAND_IN_SSM_VERSION", "1.2.497.0")
-    assert run_cli(capsys, "db", "tunnel", "--env", "stg", "--local-port", str(free_port()))[0] == 0
+    port = free_port()
+    code, out, err = run_cli(capsys, "db", "tunnel", "--env", "stg", "--local-port", str(port))
+    assert code == 0, err
     started = stand_ins("session-manager-plugin")[0]
     assert json.loads(started["argv"][0]) == SESSION and started["response_env"] is None
+    assert f"tunnel open: 127.0.0.1:{port} -> {env['host']}:5432 through aws-practice-nat-1a-stg" in out
+    assert f"psql -h 127.0.0.1 -p {port} -U <user> -d aws_practice" in out and MASTER_PASSWORD not in out + err
+    assert env["ssm"].names() == ["StartSession", "TerminateSession"]
 
 
 def test_a_plugin_that_ends_before_the_port_opens_is_exit_1_and_the_session_is_terminated(capsys, monkeypatch, env, stand_ins):
