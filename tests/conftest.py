@@ -36,7 +36,7 @@ def clean_aws_environment(monkeypatch, tmp_path_factory):
 
 def run_cli(capsys, *args, stdin: str | None = None, monkeypatch=None, envs: Path = ENVS):
     """`awsprac ARGS` in this process, as main() runs it: (exit code, stdout, stderr)."""
-    from awsprac.cli import main
+    from awsprac.commands.cli import main
 
     if stdin is not None:
         import io
@@ -51,7 +51,7 @@ def run_cli(capsys, *args, stdin: str | None = None, monkeypatch=None, envs: Pat
 
 def build(ctx, names=None):
     """Plan and apply the named steps (all when None) on `ctx`; every step must succeed. Returns the plan."""
-    from awsprac import runner
+    from awsprac.engine import runner
 
     steps = runner.resolve(names)
     planned = runner.plan(ctx, steps)
@@ -96,7 +96,7 @@ def mocked():
     """In-process moto for one test, with the AWS managed policies awsprac attaches, as on a real account."""
     from moto import mock_aws
 
-    from awsprac.sandbox import faithful_moto
+    from awsprac.engine.sandbox import faithful_moto
 
     _load_only_the_managed_policies_awsprac_uses()
     faithful_moto()
@@ -107,9 +107,9 @@ def mocked():
 @pytest.fixture
 def make_ctx(mocked, cfg):
     """A Context against in-process moto; `hooks` are botocore (event, handler) pairs registered first."""
-    from awsprac import aws
-    from awsprac.context import Context, Options
-    from awsprac.report import Reporter
+    from awsprac.engine import aws
+    from awsprac.engine.context import Context, Options
+    from awsprac.engine.report import Reporter
 
     def make(config=None, hooks=(), **options):
         clients, _ = aws.make(None, "", (config or cfg).region)
@@ -150,7 +150,7 @@ def hook_every_session(monkeypatch, hooks: list) -> list:
     """Register the (event, handler) pairs on every botocore session awsprac makes from now on, as
     the CLI in this process makes its own. The list is read as each session is made: pairs added to
     it later count for the sessions made after."""
-    from awsprac import aws
+    from awsprac.engine import aws
 
     original = aws._botocore_session
 
@@ -211,7 +211,7 @@ class FakeClock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    from awsprac import waiting
+    from awsprac.engine import waiting
 
     fake = FakeClock()
     monkeypatch.setattr(waiting, "clock", fake)

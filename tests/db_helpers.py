@@ -13,7 +13,7 @@ import boto3
 import botocore.awsrequest
 import botocore.exceptions
 
-from awsprac import runner
+from awsprac.engine import runner
 
 from conftest import build
 

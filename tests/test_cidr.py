@@ -1,6 +1,6 @@
 import pytest
 
-from awsprac.cidr import SubnetSplitError, split
+from awsprac.engine.cidr import SubnetSplitError, split
 
 
 def test_spec_split_of_a_16_into_four_18s_in_order():

@@ -7,7 +7,7 @@ import sys
 import boto3
 import pytest
 
-from awsprac.cli import main
+from awsprac.commands.cli import main
 
 from conftest import ENVS, aws_error, hook_every_session, resource_count, run_cli as run
 
@@ -29,7 +29,7 @@ def test_help_teaches_the_first_command():
 def test_help_imports_no_aws_sdk_and_no_rich():
     code = (
         "import sys\n"
-        "from awsprac.cli import main\n"
+        "from awsprac.commands.cli import main\n"
         "try:\n    main(['up', '--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = sorted(m for m in ('boto3', 'botocore', 'moto', 'rich') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
@@ -85,7 +85,7 @@ def test_unknown_profile_is_one_line_exit_2(capsys, mocked):
 
 
 def test_wrong_account_is_refused_naming_both(capsys, tmp_path, mocked):
-    from awsprac import envfiles
+    from awsprac.engine import envfiles
 
     (tmp_path / "stg.toml").write_text(envfiles.render("stg", account_id="111122223333"))
     with pytest.raises(SystemExit) as exit:

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from awsprac import config, envfiles
-from awsprac.errors import ConfigError, UsageError
+from awsprac import config
+from awsprac.engine import envfiles
+from awsprac.engine.errors import ConfigError, UsageError
 
 from conftest import ENVS
 
@@ -113,7 +114,7 @@ def test_other_cidr_and_three_azs_split_cleanly(tmp_path):
 
 
 def test_init_writes_both_files_and_keeps_existing(tmp_path):
-    from awsprac.envfiles import write_defaults
+    from awsprac.engine.envfiles import write_defaults
 
     results = write_defaults(tmp_path, {"prd": "210987654321"}, force=False)
     assert [what for _, what in results] == ["written", "written"]

@@ -5,9 +5,9 @@ from collections import Counter
 import boto3
 import pytest
 
-from awsprac import runner
-from awsprac.plan import Action
-from awsprac.steps import nat
+from awsprac.engine import runner
+from awsprac.engine.plan import Action
+from awsprac.steps.nat import launch_image as nat
 from conftest import build
 
 ACCOUNT = "123456789012"

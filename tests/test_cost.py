@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from awsprac import cost, operate
-from awsprac.errors import UsageError
+from awsprac.commands import cost, park as operate
+from awsprac.engine import prices
+from awsprac.engine.errors import UsageError
 
 from db_helpers import client, up
 
@@ -66,8 +67,8 @@ def test_every_table_states_its_date_and_sources_and_has_every_price():
     keys = {"region", "currency", "as_of", "notice", "sources", "hours_per_month", "ec2_instance_hour", "ebs_gb_month",
             "nat_gateway_hour", "nat_gateway_gb", "public_ipv4_hour", "rds_instance_hour", "rds_storage_gb_month",
             "rds_snapshot_gb_month", "secret_month", "ecr_gb_month"}
-    assert {"ap-northeast-1", "us-east-1"} <= set(cost.regions())
-    for region in cost.regions():
+    assert {"ap-northeast-1", "us-east-1"} <= set(prices.regions())
+    for region in prices.regions():
         t = table(region)
         assert set(t) == keys and t["region"] == region
         assert "not a quote" in t["notice"].lower()
@@ -81,7 +82,7 @@ def test_an_unknown_region_names_the_regions_with_a_table():
 
 def test_cost_json_and_table_through_the_cli(built, monkeypatch, tmp_path, capsys):
     """The command itself, in-process (moto already holds the built env): JSON shape, and the table."""
-    from awsprac.app import App, Settings
+    from awsprac.engine.app import App, Settings
     from conftest import ENVS
 
     monkeypatch.setattr(App, "context", lambda self, **o: built)

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from awsprac import dag
+from awsprac.engine import dag
 
 
 def test_dependents_start_only_after_what_they_need():

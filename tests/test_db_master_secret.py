@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 
-from awsprac.plan import Action
+from awsprac.engine.plan import Action
 from awsprac.steps import secrets
 
 from conftest import run_cli

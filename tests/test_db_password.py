@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from awsprac import dbsecret
+from awsprac.steps.rds import dbsecret
 
 from conftest import hook_every_session, run_cli as run
 from db_helpers import DB, SECRET, Recorder, client, db, secret_value

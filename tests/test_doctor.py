@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 
-from awsprac import cli, doctor
+from awsprac.commands import cli, doctor
 from conftest import ENVS, build
 
 REGION = "ap-northeast-1"
@@ -206,7 +206,7 @@ def pinned_envs(tmp_path, account):
 
 
 def test_cli_credentials_of_another_account_exit_1_and_nothing_else_is_read(mocked, capsys, tmp_path, monkeypatch, calls):
-    from awsprac import aws
+    from awsprac.engine import aws
 
     vpc()
     vpc(owned=False, cidr="10.1.0.0/16")  # a duplicate doctor must not look at: wrong account

@@ -3,9 +3,9 @@
 import boto3
 import botocore.awsrequest
 
-from awsprac import runner
-from awsprac.errors import AwsError
-from awsprac.reconcile import DEPENDENCY_BUDGET, EVENTUAL_CONSISTENCY_BUDGET, StillInUse
+from awsprac.engine import runner
+from awsprac.engine.errors import AwsError
+from awsprac.engine.reconcile import DEPENDENCY_BUDGET, EVENTUAL_CONSISTENCY_BUDGET, StillInUse
 
 from conftest import FailFirst, aws_error
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from awsprac import lock
+from awsprac.engine import lock
 
 REGION = "ap-northeast-1"
 NAME = "run-lock-aws-practice-stg"
@@ -79,10 +79,10 @@ def test_a_live_lease_from_another_machine_is_respected_until_unlocked(ctx, make
 
 
 def test_a_converged_up_takes_no_lease(ctx, make_ctx, calls):
-    from awsprac import runner
+    from awsprac.engine import runner
 
     runner.apply(ctx, runner.resolve(None), runner.plan(ctx, runner.resolve(None)))
-    from awsprac.cli import main
+    from awsprac.commands.cli import main
 
     with pytest.raises(SystemExit) as exit:
         main(["--envs-dir", str(ctx.cfg.path.parent), "up", "--env", "stg", "--yes"])
@@ -97,8 +97,8 @@ def test_what_changed_while_confirming_is_not_applied(ctx, monkeypatch, capsys):
     import io
     import sys
 
-    from awsprac import runner
-    from awsprac.cli import main
+    from awsprac.engine import runner
+    from awsprac.commands.cli import main
 
     runner.apply(ctx, runner.resolve(None), runner.plan(ctx, runner.resolve(None)))
     ec2 = boto3.client("ec2", region_name=REGION)
@@ -130,7 +130,7 @@ def test_what_another_run_built_while_confirming_is_not_built_twice(ctx, make_ct
     import io
     import sys
 
-    from awsprac.cli import main
+    from awsprac.commands.cli import main
     from conftest import build
 
     class Person(io.StringIO):

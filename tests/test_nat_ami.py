@@ -5,7 +5,7 @@ import boto3
 import botocore.awsrequest
 import pytest
 
-from awsprac import tags
+from awsprac.engine import tags
 
 from conftest import hook_every_session, run_cli as run
 

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from awsprac import nat_userdata
+from awsprac.steps.nat import userdata as nat_userdata
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import botocore.awsrequest
 import boto3
 import pytest
 
-from awsprac import natverify
-from awsprac.errors import UsageError
-from awsprac.waiting import WaitTimeout
+from awsprac.steps.nat import verify as natverify
+from awsprac.engine.errors import UsageError
+from awsprac.engine.waiting import WaitTimeout
 from conftest import aws_error
 
 REGION = "ap-northeast-1"
@@ -102,7 +102,7 @@ def test_failing_checks_each_say_how_to_fix_and_exit_1(make_ctx, capsys):
     nat_instance()
     results = natverify.verify(make_ctx(hooks=Instance(done(BAD)).hooks))
     assert [r.ok for r in results] == [False, False, False, False]
-    from awsprac.report import Reporter
+    from awsprac.engine.report import Reporter
 
     natverify.show(Reporter(), results, "stg", "NAT checks")
     out = capsys.readouterr().out
@@ -182,7 +182,8 @@ def test_no_nat_instance_and_gateway_mode(make_ctx, cfg):
 
 @pytest.mark.parametrize("output, code", [(GOOD, 0), (BAD, 1)])
 def test_cli_prints_one_line_per_check_and_exits_1_on_a_failure(make_ctx, monkeypatch, capsys, output, code):
-    from awsprac import aws, cli
+    from awsprac.engine import aws
+    from awsprac.commands import cli
     from conftest import ENVS
 
     nat_instance()

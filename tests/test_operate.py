@@ -9,8 +9,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from awsprac import cron, operate
-from awsprac.errors import AwspracError
+from awsprac.steps.scheduler import cron
+from awsprac.commands import park as operate
+from awsprac.engine import park as parking
+from awsprac.steps.nat import park as nat_park
+from awsprac.engine.errors import AwspracError
 
 from db_helpers import DB, DescribeDb, Fail, client, ok, up
 
@@ -20,7 +23,7 @@ NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)  # Wednesday 12:00 in To
 
 @pytest.fixture
 def fixed_now(monkeypatch):
-    monkeypatch.setattr(operate, "now", lambda: NOW)
+    monkeypatch.setattr(parking, "now", lambda: NOW)
 
 
 @pytest.fixture
@@ -127,7 +130,7 @@ def test_a_busy_db_is_waited_on_until_it_can_be_stopped(built, make_ctx, clock, 
 
 
 def test_a_db_that_stays_busy_is_time_boxed_and_left_as_it_is(built, make_ctx, clock, monkeypatch):
-    from awsprac import rdsinstance
+    from awsprac.steps.rds import instance as rdsinstance
 
     monkeypatch.setattr(rdsinstance, "DB_WAIT", 120)  # the budget's size does not matter here, its end does
     busy = DescribeDb({"DBInstanceStatus": "backing-up"}, repeat_last=True)
@@ -139,7 +142,7 @@ def test_a_db_that_stays_busy_is_time_boxed_and_left_as_it_is(built, make_ctx, c
 
 def test_a_stopping_nat_is_waited_on_not_stopped_again(built, make_ctx, clock, calls):
     operate.stop(built)  # DB stopped; NAT too: start the NAT again by hand
-    client("ec2").start_instances(InstanceIds=[operate.nat_instance(built).id])
+    client("ec2").start_instances(InstanceIds=[nat_park.nat_instance(built).id])
     ctx = make_ctx(hooks=[Instances("stopping", "stopping", "stopped").hook, ("before-call.*.*", calls)])
     operate.stop(ctx)
     assert "StopInstances" not in calls.writes  # AWS said stopping: waited until stopped

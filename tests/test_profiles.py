@@ -72,7 +72,7 @@ def home() -> Path:
 
 
 def pinned_envs(tmp_path, account):
-    from awsprac import envfiles
+    from awsprac.engine import envfiles
 
     folder = tmp_path / "pinned"
     folder.mkdir()
@@ -84,7 +84,7 @@ def pinned_envs(tmp_path, account):
 
 
 def test_both_console_csv_shapes_are_read():
-    from awsprac.profiles import read_csv
+    from awsprac.steps.profile.keys import read_csv
 
     assert CSV.read_bytes().startswith(b"\xef\xbb\xbf") and b"\r\n" in CSV.read_bytes()
     key = read_csv(CSV)
@@ -366,9 +366,10 @@ def test_check_says_what_is_wrong(capsys, tmp_path, files, mocked):
 
 
 def test_step_profile_is_read_only_and_reports_region_drift(capsys, files, mocked, calls, monkeypatch, sent):
-    from awsprac import aws, config, runner
-    from awsprac.context import Context, Options
-    from awsprac.report import Reporter
+    from awsprac.engine import aws, runner
+    from awsprac import config
+    from awsprac.engine.context import Context, Options
+    from awsprac.engine.report import Reporter
 
     cfg = config.load(ENVS, "stg")
     clients, _ = aws.make(None, "", cfg.region)
@@ -501,8 +502,8 @@ def test_create_user_refuses_before_writing_anything(capsys, files, iam_mocked, 
 
 
 def test_a_key_that_cannot_be_stored_is_deleted_again(capsys, files, iam_mocked, monkeypatch):
-    from awsprac import inifiles
-    from awsprac.errors import UsageError
+    from awsprac.steps.profile import inifiles
+    from awsprac.engine.errors import UsageError
 
     def disk_full(edits):
         raise UsageError("cannot write credentials: No space left on device; nothing was written")

@@ -5,8 +5,8 @@ import threading
 
 from rich.console import Console
 
-from awsprac.plan import Action, Change, FieldDiff, Plan
-from awsprac.report import Reporter
+from awsprac.engine.plan import Action, Change, FieldDiff, Plan
+from awsprac.engine.report import Reporter
 
 
 def terminal_reporter() -> tuple[Reporter, io.StringIO]:

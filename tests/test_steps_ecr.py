@@ -7,9 +7,9 @@ import boto3
 import botocore.awsrequest
 import pytest
 
-from awsprac import runner, tags
-from awsprac.errors import AwsError
-from awsprac.plan import Action
+from awsprac.engine import runner, tags
+from awsprac.engine.errors import AwsError
+from awsprac.engine.plan import Action
 
 from conftest import ENVS, build
 
@@ -253,7 +253,7 @@ def test_status_shows_the_repository_and_its_policy(ctx, make_ctx):
 
 def test_destroy_from_the_command_line_says_how_many_images(capsys, mocked, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # one line per plan row
-    from awsprac.cli import main
+    from awsprac.commands.cli import main
 
     def run(*args):
         with pytest.raises(SystemExit) as exit:

@@ -9,9 +9,9 @@ import boto3
 import botocore.awsrequest
 import pytest
 
-from awsprac import runner, tags
-from awsprac.errors import AmbiguousResource, UsageError
-from awsprac.plan import Action
+from awsprac.engine import runner, tags
+from awsprac.engine.errors import AmbiguousResource, UsageError
+from awsprac.engine.plan import Action
 
 from conftest import FailFirst, build
 
@@ -467,7 +467,7 @@ def test_a_baked_ami_named_in_the_env_file_is_launched_from(ctx, make_ctx, cfg, 
 
 
 def test_step_nat_alone_needs_its_iam_first(ctx):
-    from awsprac.errors import MissingPrerequisite
+    from awsprac.engine.errors import MissingPrerequisite
 
     up(ctx, ["vpc", "subnets", "igw"])
     steps = runner.resolve(["nat"])

@@ -3,9 +3,9 @@
 import boto3
 import pytest
 
-from awsprac import runner, tags
-from awsprac.errors import AmbiguousResource, MissingPrerequisite
-from awsprac.plan import Action
+from awsprac.engine import runner, tags
+from awsprac.engine.errors import AmbiguousResource, MissingPrerequisite
+from awsprac.engine.plan import Action
 
 from conftest import build
 

@@ -4,9 +4,9 @@ taken and given back, associations moved. A blackhole route (moto never shows on
 import boto3
 import pytest
 
-from awsprac import runner, tags
-from awsprac.errors import AmbiguousResource
-from awsprac.plan import Action
+from awsprac.engine import runner, tags
+from awsprac.engine.errors import AmbiguousResource
+from awsprac.engine.plan import Action
 
 from conftest import build
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from awsprac import runner, tags, waiting
-from awsprac.plan import Action
+from awsprac.engine import runner, tags, waiting
+from awsprac.engine.plan import Action
 
 from db_helpers import DB, OWNED, Fail, FakeClock, Recorder, client, db, destroy, ok, plan, up
 
@@ -151,7 +151,7 @@ def test_extra_permissions_on_the_role_are_taken_away(ctx, make_ctx):
 
 
 def test_the_same_policy_spelled_differently_is_not_drift():
-    from awsprac.steps.scheduler import canonical
+    from awsprac.steps.scheduler.role import canonical
 
     a = {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "rds:StopDBInstance", "Resource": "arn:x"}}
     b = {"Version": "2012-10-17", "Statement": [{"Resource": ["arn:x"], "Action": ["rds:StopDBInstance"], "Effect": "Allow"}]}

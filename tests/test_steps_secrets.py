@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from awsprac import dbsecret, runner, tags, tokens
-from awsprac.plan import Action
+from awsprac.steps.rds import dbsecret
+from awsprac.engine import runner, tags, tokens
+from awsprac.engine.plan import Action
 
 from db_helpers import OWNED, SECRET, Fail, Recorder, client, db, destroy, ok, plan, secret_value, up
 
@@ -128,7 +129,7 @@ def test_a_create_that_meets_a_name_pending_deletion_restores_it(ctx, make_ctx, 
 
 
 def test_other_create_errors_are_reported_as_aws_said(make_ctx, monkeypatch):
-    from awsprac import waiting
+    from awsprac.engine import waiting
     from db_helpers import FakeClock
 
     monkeypatch.setattr(waiting, "clock", FakeClock())
@@ -198,7 +199,7 @@ def test_force_delete_secret_skips_the_recovery_window_even_after_a_destroy(ctx,
 
 
 def test_a_name_still_taken_right_after_a_forced_delete_is_retried(make_ctx, monkeypatch):
-    from awsprac import waiting
+    from awsprac.engine import waiting
     from db_helpers import FakeClock
 
     clock = FakeClock()

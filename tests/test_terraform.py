@@ -10,8 +10,9 @@ import re
 import hcl2
 import pytest
 
-from awsprac import terraform
-from awsprac.errors import UsageError
+from awsprac.commands import export as terraform
+from awsprac.engine import terraform as tf
+from awsprac.engine.errors import UsageError
 
 from conftest import ENVS
 from db_helpers import DB, SECRET, client, secret_value, up
@@ -55,7 +56,7 @@ def parse(folder):
 
 def export(ctx, folder, force=False):
     result = terraform.build(ctx)
-    terraform.write(result, folder, force)
+    tf.write(result, folder, force)
     return result
 
 
@@ -251,14 +252,14 @@ def test_a_folder_that_holds_anything_is_only_overwritten_with_force(ctx, tmp_pa
 
 def test_strings_are_written_literally_whatever_they_hold():
     tricky = 'say "hi" \\ ${not_a_ref} %{not_a_directive} \n ünïcode'
-    f = terraform.TfFile("x.tf", "comment")
-    f.add(terraform.Resource("aws_vpc", "main", {
+    f = tf.TfFile("x.tf", "comment")
+    f.add(tf.Resource("aws_vpc", "main", {
         "description": tricky,
         "tags": {"Name": tricky, "awsprac:env": "stg"},
-        "policy": terraform.jsonencode({"Statement": [{"Action": tricky}]}),
+        "policy": tf.jsonencode({"Statement": [{"Action": tricky}]}),
         "list": [1, True, None, "x"],
     }, "vpc-1"))
-    parsed = hcl2.loads(terraform.render(f))
+    parsed = hcl2.loads(tf.render(f))
     attrs = value(parsed["resource"][0]['"aws_vpc"']['"main"'])
     # python-hcl2 keeps HCL's escapes; decoding them as JSON gives the text back.
     assert attrs["description"].replace("$${", "${").replace("%%{", "%{") == tricky
@@ -267,7 +268,7 @@ def test_strings_are_written_literally_whatever_they_hold():
 
 
 def test_cli_writes_the_folder_refuses_to_overwrite_and_prints_json(mocked, cfg, make_ctx, tmp_path, monkeypatch, capsys):
-    from awsprac import cli
+    from awsprac.commands import cli
 
     up(make_ctx(), ["vpc", "subnets", "igw"])
     monkeypatch.chdir(tmp_path)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from awsprac import waiting
-from awsprac.report import Reporter
+from awsprac.engine import waiting
+from awsprac.engine.report import Reporter
 
 
 def test_wait_for_polls_until_done_and_returns_the_last_status(clock):

@@ -1,3 +1,3 @@
-from awsprac.cli import main
+from awsprac.commands.cli import main
 
 main()

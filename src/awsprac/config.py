@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from awsprac.errors import ConfigError, UsageError
+from awsprac.engine.errors import ConfigError, UsageError
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
@@ -273,7 +273,7 @@ def validate_network(cfg: EnvConfig) -> None:
             _fail(cfg, "network.azs", f"{az!r} is not a zone of region {cfg.region!r} (like {cfg.region}a)")
     if net.instance_tenancy not in ("default", "dedicated"):
         _fail(cfg, "network.instance_tenancy", f"{net.instance_tenancy!r} must be default or dedicated")
-    from awsprac.cidr import SubnetSplitError, split  # local: keeps config import light
+    from awsprac.engine.cidr import SubnetSplitError, split  # local: keeps config import light
 
     try:
         split(net.vpc_cidr, len(net.azs) * 2)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import lookup, tags
-from awsprac.aws import translate
+from awsprac.engine import lookup, tags
+from awsprac.engine.aws import translate
 from awsprac.config import EnvConfig
-from awsprac.context import Context
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, delete_when_free, eventually, gone_is_fine, retag, update
+from awsprac.engine.context import Context
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, delete_change, delete_when_free, eventually, gone_is_fine, retag, update
 
 NAME = "igw"
 REQUIRES = ("vpc",)
@@ -100,3 +100,20 @@ def apply(ctx: Context, change: Change) -> None:
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
     return delete_change(NAME, have.igw, ctx)
+
+
+# --- facets ---
+
+
+def export_terraform(ctx: Context, out) -> None:
+    from awsprac.engine.terraform import Resource
+    from awsprac.steps.vpc import NETWORK_TF
+
+    f = out.file(*NETWORK_TF)
+    igw = ctx.observed[NAME].igw
+    if igw is None:
+        out.missing(f"internet gateway {ctx.cfg.igw_name}")
+        return
+    # vpc_id here is the attachment: no aws_internet_gateway_attachment as well.
+    vpc_id = ctx.observed["vpc"].vpc.id
+    f.add(Resource("aws_internet_gateway", "main", {"vpc_id": out.ref("aws_vpc", vpc_id), "tags": out.tags(igw.name)}, igw.id))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import dbsecret, tags
+from awsprac.steps.rds import dbsecret
+from awsprac.engine import tags
 from awsprac.config import EnvConfig
-from awsprac.context import Context
-from awsprac.lookup import Found
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, gone_is_fine, update
+from awsprac.engine.context import Context
+from awsprac.engine.lookup import Found
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import add_missing_tags, applying, gone_is_fine, update
 
 NAME = "secrets"
 REQUIRES: tuple[str, ...] = ()
@@ -165,9 +166,7 @@ def apply(ctx: Context, change: Change) -> None:
 def _reconcile(ctx: Context, spec: SecretSpec, state: dbsecret.SecretState) -> None:
     """Tags, rotation, values: only what differs (every put is a new version)."""
     sm = dbsecret.client(ctx)
-    add = tags.missing(state.found.tags, ctx.tags(spec.name))
-    if add:
-        sm.tag_resource(SecretId=state.arn, Tags=tags.as_list(add))
+    add_missing_tags(ctx, state.found.tags, spec.name, lambda tag_list: sm.tag_resource(SecretId=state.arn, Tags=tag_list))
     if state.rotation:
         sm.cancel_rotate_secret(SecretId=state.arn)
     fields = [f for f in value_fields(spec, state) if f.field != "rotation"]
@@ -220,3 +219,53 @@ def _delete(ctx: Context, change: Change) -> None:
         f"restores it (or `aws secretsmanager restore-secret --secret-id {change.name}`)"
     )
 
+
+
+# --- facets ---
+
+
+def export_terraform(ctx: Context, out) -> None:
+    from awsprac.engine.terraform import Resource
+
+    f = out.file("secrets.tf", (
+        "The DB credentials' secret (SPEC section 6): the secret only, never its value. An\n"
+        "aws_secretsmanager_secret_version would need the password in these files and would copy it into\n"
+        "Terraform's state; awsprac keeps writing the value (`awsprac db reset-password` replaces it)."
+    ))
+    state = ctx.observed[NAME].secret
+    if state is None:
+        out.missing(f"secret {ctx.cfg.name('rds-main-{env}')}")
+        return
+    raw = state.found.raw
+    attrs: dict = {"name": state.found.name, "description": raw.get("Description")}
+    if raw.get("KmsKeyId") and raw["KmsKeyId"] not in ("alias/aws/secretsmanager",):
+        attrs["kms_key_id"] = raw["KmsKeyId"]
+    attrs["recovery_window_in_days"] = ctx.cfg.secrets.recovery_window_days
+    attrs["tags"] = out.tags(state.found.name)
+    f.add(Resource("aws_secretsmanager_secret", "db", attrs, state.arn))
+
+
+def check_secret_pending_deletion(scan) -> list[Finding]:
+    """A secret scheduled for deletion: its name cannot be reused, and the DB password in it is about to go."""
+    from awsprac.engine.aws import is_not_found, translate
+    from awsprac.engine.doctor import Finding
+
+    name = dbsecret.secret_name(scan.cfg)
+    sm = scan.ctx.aws.client("secretsmanager")
+    try:
+        secret = sm.describe_secret(SecretId=name)
+    except Exception as exc:
+        if is_not_found(exc):
+            return []
+        with translate("describing", f"secret {name}"):
+            raise
+    if not secret.get("DeletedDate"):
+        return []
+    return [Finding(
+        "secret pending deletion", f"secret {name}",
+        f"scheduled for deletion on {secret['DeletedDate']:%Y-%m-%d %H:%M} UTC: it holds the DB password, and its name cannot be reused until it is gone",
+        f"`awsprac up --env {scan.cfg.env}` restores it, or: " + scan.cli(f"aws secretsmanager restore-secret --secret-id {name}"),
+    )]
+
+
+doctor_checks = (check_secret_pending_deletion,)

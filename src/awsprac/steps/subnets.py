@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import lookup, tags
-from awsprac.aws import translate
-from awsprac.cidr import split
+from awsprac.engine import lookup, tags
+from awsprac.engine.aws import translate
+from awsprac.engine.cidr import split
 from awsprac.config import EnvConfig
-from awsprac.context import Context
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
+from awsprac.engine.context import Context
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
 
 NAME = "subnets"
 REQUIRES = ("vpc",)
@@ -107,3 +107,28 @@ def apply(ctx: Context, change: Change) -> None:
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
     return [c for found in have.subnets.values() for c in delete_change(NAME, found, ctx)]
+
+
+# --- facets ---
+
+
+def export_terraform(ctx: Context, out) -> None:
+    from awsprac.engine.terraform import Resource, address_name
+    from awsprac.steps.vpc import NETWORK_TF
+
+    cfg = ctx.cfg
+    f = out.file(*NETWORK_TF)
+    vpc_id = ctx.observed["vpc"].vpc.id
+    have: Observed = ctx.observed[NAME]
+    for spec in desired(cfg):
+        found = have.subnets.get(spec.name)
+        if found is None:
+            out.missing(f"subnet {spec.name}")
+            continue
+        zone = spec.az[len(cfg.region) - 1:]  # "1a", as in the subnet's name
+        f.add(Resource("aws_subnet", address_name(f"{spec.tier}_{zone}"), {
+            "vpc_id": out.ref("aws_vpc", vpc_id),
+            "cidr_block": found.raw["CidrBlock"],
+            "availability_zone": found.raw["AvailabilityZone"],
+            "tags": out.tags(found.name),
+        }, found.id))

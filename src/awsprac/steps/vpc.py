@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac import lookup, tags
-from awsprac.aws import is_not_found, translate
+from awsprac.engine import lookup, tags
+from awsprac.engine.aws import is_not_found, translate
 from awsprac.config import EnvConfig
-from awsprac.dag import concurrently
-from awsprac.context import Context
-from awsprac.plan import Action, Change, FieldDiff
-from awsprac.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
+from awsprac.engine.dag import concurrently
+from awsprac.engine.context import Context
+from awsprac.engine.plan import Action, Change, FieldDiff
+from awsprac.engine.reconcile import applying, delete_change, delete_when_free, eventually, network_interfaces, retag, update
 
 NAME = "vpc"
 REQUIRES: tuple[str, ...] = ()
@@ -160,3 +160,27 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
 
 def _dns_text(support: bool, hostnames: bool) -> str:
     return f"support={str(support).lower()}, hostnames={str(hostnames).lower()}"
+
+
+# --- facets ---
+
+NETWORK_TF = ("network.tf", "VPC, subnets, internet gateway (SPEC section 2).")
+
+
+def export_terraform(ctx: Context, out) -> None:
+    from awsprac.engine.errors import UsageError
+    from awsprac.engine.terraform import Resource
+
+    have: Observed = ctx.observed[NAME]
+    cfg = ctx.cfg
+    if have.vpc is None:
+        raise UsageError(f"env {cfg.env} has nothing built yet (no VPC {cfg.vpc_name}): run `awsprac up --env {cfg.env}` first")
+    raw = have.vpc.raw
+    support, hostnames = have.dns
+    out.file(*NETWORK_TF).add(Resource("aws_vpc", "main", {
+        "cidr_block": raw["CidrBlock"],
+        "instance_tenancy": raw.get("InstanceTenancy", "default"),
+        "enable_dns_support": support,
+        "enable_dns_hostnames": hostnames,
+        "tags": out.tags(have.vpc.name),
+    }, have.vpc.id))
