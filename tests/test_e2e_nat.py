@@ -73,7 +73,10 @@ def test_mode_switch_through_the_env_file_then_destroy_leaves_nothing_owned(awsp
 
     plan = awsprac("plan", "--env", "stg")
     assert "nat.mode is gateway: no longer needed" in plan.stdout
-    assert "Plan: 2 to create, 1 to update, 4 to delete." in plan.stdout
+    # The routes' target, and step db-ingress's rule from the NAT group (database.tunnel needs the NAT instance).
+    assert "aws-practice-db-stg from aws-practice-nat-stg" in plan.stdout
+    assert "tcp 5432 (db tunnel): database.tunnel does not ask for it" in plan.stdout
+    assert "Plan: 2 to create, 1 to update, 5 to delete." in plan.stdout
     switched = awsprac("up", "--env", "stg", "--yes")
     assert switched.returncode == 0, switched.stderr
     assert counts(server) == {"instance": 0, "security group": 0, "route table": 2, "NAT gateway": 1, "elastic IP": 1, "IAM role": 0}

@@ -219,7 +219,11 @@ def test_every_resource_awsprac_built_is_imported_with_its_terraform_type_and_id
             matching = [a for a, i in imports.items() if i == rule["SecurityGroupRuleId"]]
             assert len(matching) == 1 and matching[0].startswith(f"aws_vpc_security_group_{kind}_rule.{label}_"), rule
             expected[matching[0]] = rule["SecurityGroupRuleId"]
-            assert resources[matching[0]]["cidr_ipv4"] == rule["CidrIpv4"] and resources[matching[0]]["ip_protocol"] == "-1"
+            if rule.get("ReferencedGroupInfo"):  # the DB's: 5432 from the NAT's group (database.tunnel)
+                assert (label, resources[matching[0]]["referenced_security_group_id"]) == ("db", nat_sg["GroupId"])
+                assert (resources[matching[0]]["ip_protocol"], resources[matching[0]]["from_port"]) == ("tcp", 5432)
+            else:
+                assert resources[matching[0]]["cidr_ipv4"] == rule["CidrIpv4"] and resources[matching[0]]["ip_protocol"] == "-1"
             assert resources[matching[0]]["security_group_id"] == {"expr": f"aws_security_group.{label}.id"}
     assert len([a for a in expected if a.startswith("aws_vpc_security_group_ingress_rule.nat_")]) == 2
     assert imports == expected

@@ -66,6 +66,11 @@ class Database:
     deletion_protection: bool = False
     # Modifications now, or at the next maintenance window (`up --apply-immediately` overrides).
     apply_immediately: bool = True
+    # `awsprac db tunnel`: the DB security group lets the NAT instance in on the port (the guide's bastion
+    # rule). Unset in the env file: on, except in env prd (tunnel_default).
+    tunnel: bool = True
+    # `awsprac db create-app-user`: the app's own login role, instead of the master user.
+    app_username: str = "aws_practice"
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,15 @@ def parse(raw: dict, path: Path, env: str) -> EnvConfig:
         else:
             raise ConfigError(path, key, f"unknown key (known: {', '.join((*TOP_LEVEL, *SECTIONS))})")
     cfg = EnvConfig(env=env, path=path, **top, **sections)
+    if "tunnel" not in (raw.get("database") or {}) and cfg.database.tunnel != tunnel_default(env):
+        cfg = dataclasses.replace(cfg, database=dataclasses.replace(cfg.database, tunnel=tunnel_default(env)))
     validate(cfg)
     return cfg
+
+
+def tunnel_default(env: str) -> bool:
+    """`database.tunnel` when the env file does not say: the bastion rule stays out of production."""
+    return env != "prd"
 
 
 def _build(cls, values: dict, path: Path, section: str):
@@ -236,6 +248,10 @@ def validate(cfg: EnvConfig) -> None:
         _fail(cfg, "database.port", f"{db.port} is not a port")
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", db.db_name):
         _fail(cfg, "database.db_name", f"{db.db_name!r} must start with a letter: letters, digits, '_'")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", db.app_username):
+        _fail(cfg, "database.app_username", f"{db.app_username!r} must be lower-case letters, digits and '_', starting with a letter or '_'")
+    if db.app_username == db.master_username:
+        _fail(cfg, "database.app_username", f"{db.app_username!r} is the master user: the app needs a role of its own")
     if not 0 <= cfg.secrets.recovery_window_days <= 30 or cfg.secrets.recovery_window_days in range(1, 7):
         _fail(cfg, "secrets.recovery_window_days", f"{cfg.secrets.recovery_window_days} must be 7..30 (or 0 for immediate deletion)")
     if cfg.ecr.tag_mutability not in ("IMMUTABLE", "MUTABLE"):

@@ -9,8 +9,8 @@ from awsprac.engine.errors import UsageError
 
 # prd differs from stg only in what protects production data.
 ENV_DEFAULTS = {
-    "stg": {"deletion_protection": False, "apply_immediately": True},
-    "prd": {"deletion_protection": True, "apply_immediately": False},
+    "stg": {"deletion_protection": False, "apply_immediately": True, "tunnel": True},
+    "prd": {"deletion_protection": True, "apply_immediately": False, "tunnel": False},
 }
 
 

@@ -48,14 +48,15 @@ import importlib
 from types import ModuleType
 
 # The order docs/reference.md lists the steps in; the runner orders by REQUIRES, this only breaks ties.
-ORDER = ("profile", "vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes", "nat-leftovers", "secrets", "rds", "ecr", "scheduler")
+ORDER = ("profile", "vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes", "nat-leftovers", "secrets", "rds",
+         "db-ingress", "ecr", "scheduler")
 
 
 # A family's own command group: its name under `awsprac`, the family package holding it in commands.py
 # (as `group`), and its one-line help for `awsprac --help` (listing it must not import the family).
 COMMANDS = {
     "app": ("app", "The API on ECS behind the load balancer: deploy, url, logs, exec."),
-    "db": ("rds", "The database's credentials (kept in Secrets Manager, never printed)."),
+    "db": ("rds", "Reach the private database (tunnel, psql, the app's own user) and its credentials (never printed)."),
     "image": ("ecr", "Build and push the API's container image to the env's ECR repository (the guide's Makefile)."),
     "nat": ("nat", "The NAT instance: bake its AMI so other envs (prd) launch from it; verify it forwards."),
     "profile": ("profile", "The CLI user's access key in the named profile aws-practice-terraform-ENV (docs/reference.md section 1)."),
@@ -82,7 +83,7 @@ def command_group(name: str):
 
 
 # A family folder may hold more than one step: where a step lives when not at awsprac.steps.<name>.
-MODULES = {"nat-iam": "nat.iam", "nat-leftovers": "nat.leftovers", "public-routes": "routes.public"}
+MODULES = {"nat-iam": "nat.iam", "nat-leftovers": "nat.leftovers", "public-routes": "routes.public", "db-ingress": "rds.ingress"}
 
 
 def load(name: str) -> ModuleType:

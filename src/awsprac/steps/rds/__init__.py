@@ -16,7 +16,7 @@ instance itself, with every setting of docs/reference.md section 5.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from awsprac.engine import tags, waiting
 from awsprac.steps.rds import dbsecret
@@ -71,6 +71,8 @@ class Observed:
     db: Found | None
     engine: EngineDefault | None = None
     secret: dbsecret.SecretState | None = None  # read fresh: this step writes DB_HOST into it
+    peers: dict = field(default_factory=dict)  # {name: Found}: the groups step db-ingress lets in (not 'by hand')
+    master: Found | None = None  # rds-master-{env} as this look saw it (`db create-app-user` makes it)
 
     @property
     def ready(self) -> bool:
@@ -153,7 +155,10 @@ def observe(ctx: Context) -> Observed:
         db = Found(db_spec.kind, db_spec.name, raw["DBInstanceIdentifier"], raw.get("DBInstanceStatus", ""), tags.as_dict(raw.get("TagList")), raw)
     # AWS's default version matters only to what is still to be made (asked above when that was likely).
     default = (default or engine()) if db is None or parameter_group is None else None
-    return Observed(sg, subnet_group, parameter_group, db, default, secret_state)
+    # The groups the DB's group may let in (step db-ingress's rules): from the same read as the DB's own group.
+    # rds-master-{env}: from the same read as the secret (step secrets'), so a create need not ask again.
+    master = dbsecret.listed_as_seen(ctx)[dbsecret.master_secret_name(ctx.cfg)]
+    return Observed(sg, subnet_group, parameter_group, db, default, secret_state, ingress.peers(ctx, vpc_id), master)
 
 
 def status_states(ctx: Context, have: Observed) -> dict:
@@ -175,7 +180,7 @@ def owned_db(ctx: Context, raw: dict | None) -> bool:
 def diff(ctx: Context, want: list, have: Observed) -> list[Change]:
     sg_spec, sng_spec, pg_spec, db_spec = want
     return (
-        sg_changes(ctx, sg_spec, have.sg)
+        sg_changes(ctx, sg_spec, have.sg, have.peers)
         + subnet_group_changes(ctx, sng_spec, have.subnet_group)
         + parameter_group_changes(ctx, pg_spec, have)
         + db_changes(ctx, db_spec, have, wrong_group_blocks_create(ctx, pg_spec, have))
@@ -288,6 +293,7 @@ from awsprac.steps.rds.groups import (  # noqa: E402
     used_parameter_group, used_subnet_group, wrong_group_blocks_create,
 )
 from awsprac.steps.rds.lifecycle import create_db, db_changes, delete_db, update_db  # noqa: E402
+from awsprac.steps.rds import ingress  # noqa: E402
 
 # --- its other facets (see awsprac.steps) ---
 

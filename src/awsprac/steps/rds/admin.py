@@ -34,8 +34,11 @@ def reset_password(app: App) -> None:
             f"DB instance {name} is {status}: its password can be reset once it is available "
             "(a stopped instance must be started first); nothing was changed"
         )
-    secret = dbsecret.find(ctx)
-    where = f"secret {dbsecret.secret_name(cfg)}" + (" (restored from its scheduled deletion)" if secret and secret.pending_deletion else "")
+    # Once `db create-app-user` gave rds-main-{env} to the app user, the master's password lives in rds-master-{env}.
+    master = dbsecret.find(ctx, dbsecret.master_secret_name(cfg))
+    secret_name = master.found.name if master is not None else dbsecret.secret_name(cfg)
+    secret = master or dbsecret.find(ctx)
+    where = f"secret {secret_name}" + (" (restored from its scheduled deletion)" if secret and secret.pending_deletion else "")
     app.confirm(f"Set a new master password on DB instance {name} and store it in {where}? "
                 "Clients using the old password will fail to connect")
     with lock.held(ctx, "db reset-password"):  # `up` writes the same secret and instance: one run at a time
@@ -49,6 +52,8 @@ def reset_password(app: App) -> None:
         description = secrets.desired(cfg)[0].description
         if secret is None:
             secret = dbsecret.create(ctx, values, password, description)
+        elif master is not None:
+            values["DB_HOST"] = values["DB_HOST"] or master.values.get("DB_HOST", "")
         if secret.pending_deletion:
             secret = dbsecret.restore(ctx, secret)
         if secret.password != password:

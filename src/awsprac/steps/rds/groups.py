@@ -15,6 +15,7 @@ from awsprac.engine.plan import Action, Change, FieldDiff
 from awsprac.engine.reconcile import add_missing_tags, gone_is_fine, retag, update
 from awsprac.steps.rds.instance import EngineDefault, client as rds_client
 from awsprac.steps.rds import GROUP_DELETE_WAIT, NAME, Observed, ParameterGroupSpec, SgSpec, SubnetGroupSpec, owned_db, desired
+from awsprac.steps.rds import ingress
 
 
 def rds_tags(ctx: Context, arn: str) -> dict[str, str]:
@@ -114,7 +115,7 @@ def _extra_egress(rules: list[dict]) -> list[dict]:
     return extra
 
 
-def sg_changes(ctx: Context, spec: SgSpec, sg: Found | None) -> list[Change]:
+def sg_changes(ctx: Context, spec: SgSpec, sg: Found | None, peers: dict) -> list[Change]:
     if sg is None:
         fields = (FieldDiff("description", None, spec.description), FieldDiff("inbound", None, "(none)"), FieldDiff("outbound", None, ALL_OUT))
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=fields, spec=spec)]
@@ -123,7 +124,7 @@ def sg_changes(ctx: Context, spec: SgSpec, sg: Found | None) -> list[Change]:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, sg.id, (FieldDiff("description", sg.raw.get("Description"), spec.description),),
                               note="a security group's description cannot change: recreate it once the database no longer uses it"))
     fields = []
-    inbound = sg.raw.get("IpPermissions", [])
+    inbound = ingress.unmanaged(ctx.cfg, sg.raw.get("IpPermissions", []), peers)  # step db-ingress's rules are not by hand
     egress = sg.raw.get("IpPermissionsEgress", [])
     if not any(_is_all_out(r) for r in egress):
         fields.append(FieldDiff("outbound", "; ".join(_rule_text(r) for r in egress) or None, ALL_OUT))
@@ -134,7 +135,7 @@ def sg_changes(ctx: Context, spec: SgSpec, sg: Found | None) -> list[Change]:
             fields.append(FieldDiff("rules added by hand", text, "(none)"))
         else:
             changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, sg.id, (FieldDiff("rules added by hand", text, "(none)"),),
-                                  note="kept; `awsprac up --prune` removes them (docs/reference.md: no inbound rules until the API server exists)"))
+                                  note="kept; `awsprac up --prune` removes them (the DB lets in only the groups the env file names)"))
     return changes + update(ctx, NAME, sg, fields, spec)
 
 
@@ -228,7 +229,7 @@ def apply_sg(ctx: Context, change: Change) -> None:
         ctx.made[(spec.kind, spec.name)] = ec2.create_security_group(
             GroupName=spec.name, Description=spec.description, VpcId=ctx.observed["vpc"].id,
             TagSpecifications=tags.specification("security-group", ctx.tags(spec.name)),
-        )["GroupId"]  # a new group allows all outbound traffic and no inbound: exactly docs/reference.md
+        )["GroupId"]  # a new group allows all outbound traffic and no inbound (step db-ingress adds its rules)
         return
     sg = ctx.observed[NAME].sg
     retag(ctx, sg)
@@ -239,7 +240,7 @@ def apply_sg(ctx: Context, change: Change) -> None:
             if error_code(exc) != "InvalidPermission.Duplicate":
                 raise
     if ctx.options.prune:
-        inbound = sg.raw.get("IpPermissions", [])
+        inbound = ingress.unmanaged(ctx.cfg, sg.raw.get("IpPermissions", []), ctx.observed[NAME].peers)
         if inbound:
             ec2.revoke_security_group_ingress(GroupId=sg.id, IpPermissions=[_strip(r) for r in inbound])
         extra = _extra_egress(sg.raw.get("IpPermissionsEgress", []))

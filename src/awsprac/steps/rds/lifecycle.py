@@ -83,7 +83,12 @@ def _with_note(change: Change, note: str) -> Change:
 
 
 def _usable_secret(ctx: Context) -> dbsecret.SecretState | None:
-    """The secret as this step's observation just read it (nothing wrote it since), else read now."""
+    """The master's secret: rds-master-{env} once `db create-app-user` made it; else rds-main-{env} as this
+    step's observation just read it (nothing wrote it since), else read now. rds-master-{env} is read only
+    when that observation saw it: the instance's create does not wait for a read of a secret that is not there."""
+    master = dbsecret.master_state(ctx) if ctx.observed[NAME].master is not None else None
+    if master is not None:
+        return master
     secret = ctx.observed[NAME].secret
     if secret is None or secret.pending_deletion or not secret.readable or secret.password is None:
         secret = dbsecret.find(ctx)
@@ -147,6 +152,8 @@ def write_host(ctx: Context, spec: DbSpec, db: dict) -> None:
     values["DB_HOST"] = host
     dbsecret.put(ctx, secret, values, secret.password, "db-host")
     ctx.report.debug(f"secret {spec.secret}: DB_HOST = {host}")
+    if ctx.observed[NAME].master is not None:
+        dbsecret.master_host(ctx, host)
 
 
 BUSY_RETRY = 900.0  # seconds: a backup or a modification finishing
