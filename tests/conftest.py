@@ -18,10 +18,22 @@ ENVS = REPO / "envs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """The suite leaves no moto request dump in the working tree (moto's recorder writes `moto_recording`
+    into the current folder when nothing says otherwise): a run that does fails."""
+    left = [p for p in (REPO / "moto_recording", Path.cwd() / "moto_recording") if p.exists()]
+    if left:
+        session.exitstatus = 1
+        sys.stderr.write(f"\nthe test run left a moto request dump behind: {left[0]} (see awsprac.engine.sandbox.record_outside_the_working_tree)\n")
+
+
 @pytest.fixture(autouse=True)
 def clean_aws_environment(monkeypatch, tmp_path_factory):
-    """No test ever reaches a real account: fake keys, no profiles, no stray endpoint."""
+    """No test ever reaches a real account: fake keys, no profiles, no stray endpoint. And none runs in
+    the checkout: a command that writes to the current folder (`profile import --direnv`'s ./.envrc)
+    writes into a scratch folder, whatever folder pytest was started from."""
     home = tmp_path_factory.mktemp("home")
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     for key in list(os.environ):
         if key.startswith("AWS_") or key.startswith("MOTO_"):
             monkeypatch.delenv(key)
@@ -32,6 +44,14 @@ def clean_aws_environment(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HOME", str(home))
     # The ~1,200 preloaded AMIs cost 1-2 s per test; NAT tests that need them turn this back on.
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+
+def missing_capability(reason: str):
+    """A test that needs what this machine lacks (root, iptables, chattr): skipped on a developer's
+    machine, but under CI (CI=true, as .ci/run sets) a failure: CI must never silently drop a case."""
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(f"CI=true but this test cannot run here: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def run_cli(capsys, *args, stdin: str | None = None, monkeypatch=None, envs: Path = ENVS):
@@ -60,12 +80,24 @@ def build(ctx, names=None):
     return planned
 
 
-def resource_count(env: str = "stg") -> int:
-    """How many resources a full `up` of the env builds: what every step's desired() lists."""
-    from awsprac import config, steps
-
-    cfg = config.load(ENVS, env)
-    return sum(len(step.desired(cfg)) for step in steps.all_steps())
+# What a full `up` of envs/stg.toml builds, counted by hand from what the environment is meant to hold
+# (the guide's resources, one line per kind), not from the steps' own desired(): a step that forgot a
+# resource, or grew one, must fail the tests that print "Plan: N".
+STG_RESOURCES = {
+    "vpc": 1,
+    "subnets (public, private) x (1a, 1c)": 4,
+    "internet gateway": 1,
+    "NAT IAM role, instance profile": 2,
+    "NAT security group, instance": 2,
+    "route tables (public, private)": 2,
+    "DB password secret": 1,
+    "DB security group, subnet group, parameter group, instance": 4,
+    "the DB group's rule from the NAT group (database.tunnel, on in stg)": 1,
+    "ECR repository, lifecycle policy": 2,
+    "scheduler IAM role, schedule group, start and stop schedules": 4,
+}
+STG_RESOURCE_COUNT = 24
+assert sum(STG_RESOURCES.values()) == STG_RESOURCE_COUNT
 
 
 @pytest.fixture
@@ -105,6 +137,20 @@ def mocked():
     faithful_moto()
     with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
         yield
+
+
+@pytest.fixture
+def strict_aws(mocked):
+    """The strict layer (strict_aws.py) on for one in-process test: AWS's refusals moto forgives, and its
+    recorders (.gaps, .offline, .refused)."""
+    import strict_aws as layer
+
+    layer.install()
+    layer.STRICT.reset()
+    layer.STRICT.enabled = True
+    yield layer.STRICT
+    layer.STRICT.enabled = False
+    layer.STRICT.reset()
 
 
 @pytest.fixture
@@ -198,7 +244,7 @@ class FailFirst:
 
 
 class FakeClock:
-    """Stands in for awsprac.waiting.clock: pauses advance time without waiting."""
+    """Stands in for awsprac.engine.waiting.clock: pauses advance time without waiting."""
 
     def __init__(self):
         self.t = 0.0
@@ -224,44 +270,71 @@ def clock(monkeypatch):
 # --- end to end: the installed `awsprac` in a subprocess against a moto server on 127.0.0.1 ---
 
 
+def readline_within(stream, seconds: float, what: str) -> str:
+    """One line from a subprocess pipe, or an AssertionError after `seconds` (never a hung suite)."""
+    import threading
+
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    if not got:
+        raise AssertionError(f"{what}: no line within {seconds:.0f} s")
+    return got[0]
+
+
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory):
-    """A moto server in its own process (never mixed with in-process mocks), with its request recorder."""
-    import socket
-    import time
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """A moto server in its own process (never mixed with in-process mocks), with its request recorder:
+    strict_server.py binds port 0 and prints the port it got, so no other process can take it first. It
+    serves faithful_moto() (the same emulation `awsprac sandbox` serves: moto made to do what AWS does
+    where it falls short, one request at a time) with the strict layer on top (what AWS refuses)."""
     folder = tmp_path_factory.mktemp("moto-server")
     env = {
         **os.environ,
+        "STRICT_AWS_RECORD": str(folder / "strict.jsonl"),
+        "STRICT_AWS_CONTROL": str(folder / "strict-nat-mode"),
         "MOTO_RECORDER_FILEPATH": str(folder / "recording.jsonl"),
         "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
         "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # 1,200 AMIs reloaded after every reset cost ~1 s
         "MOTO_ECS_SERVICE_RUNNING": "1",  # moto runs no tasks: the app's service says its one task runs
     }
     log = open(folder / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env)
+    # With the strict layer on (strict_server.py): AWS's refusals and the egress/offline recorders.
+    server = Path(__file__).resolve().parent / "strict_server.py"
+    proc = subprocess.Popen([sys.executable, str(server)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True)
+    try:
+        port = int(readline_within(proc.stdout, 60, "moto server start").strip() or 0)
+    except (AssertionError, ValueError):
+        proc.kill()
+        raise RuntimeError(f"moto server did not start: {(folder / 'server.log').read_text()}") from None
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"moto server did not start: {(folder / 'server.log').read_text()}")
-            time.sleep(0.1)
-    yield endpoint
-    proc.terminate()
-    proc.wait(timeout=30)
+    urllib.request.urlopen(endpoint + "/moto-api/", timeout=30).read()
+    yield endpoint, folder
+    proc.stdin.close()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
     log.close()
 
 
 class Server:
-    def __init__(self, endpoint: str):
+    def __init__(self, endpoint: str, folder: Path):
         self.endpoint = endpoint
+        self.strict_record = folder / "strict.jsonl"
+        self.strict_control = folder / "strict-nat-mode"
+
+    def nat_mode(self, mode: str) -> None:
+        """Tell the strict layer the NAT mode the env file now says (mode none: no default route is meant)."""
+        self.strict_control.write_text(mode)
+
+    def strict(self):
+        """What the strict layer recorded since the last reset: .gaps, .offline, .refused."""
+        import strict_aws
+
+        return strict_aws.read(self.strict_record)
 
     def post(self, path: str, data: bytes = b"") -> bytes:
         request = urllib.request.Request(self.endpoint + path, data=data, method="POST")
@@ -274,6 +347,8 @@ class Server:
 
     def reset(self) -> None:
         self.post("/moto-api/reset")
+        self.strict_record.write_text("")
+        self.nat_mode("instance")
 
     def start_recording(self) -> None:
         self.post("/moto-api/recorder/reset-recording")
@@ -314,7 +389,7 @@ def is_write(action: str) -> bool:
 
 @pytest.fixture
 def server(moto_server):
-    s = Server(moto_server)
+    s = Server(*moto_server)
     s.reset()
     return s
 

@@ -3,6 +3,8 @@
 - `delay`: every request waits this long first (a real region's round trip), for the benchmark.
 - `kill_after_write`: after the k-th write that AWS (moto) *accepted*, SIGKILL the client process
   before it sees the answer: the most awkward moment for a crash. For the crash harness.
+- `hold_after_write`: once k writes were accepted, every later request waits (unforwarded) until
+  `release()`: a run paused at a known point (say, holding its lease) while another one runs.
 
 It listens on 127.0.0.1 only and forwards to the moto endpoint it is given.
 """
@@ -56,11 +58,15 @@ class Proxy:
         self.upstream = urlparse(upstream)
         self.delay = delay
         self.kill_after_write: int | None = None
+        self.hold_after_write: int | None = None
+        self.holding = threading.Event()  # set once a request waits at the hold
+        self._released = threading.Event()
         self.victim_pid: int | None = None
         self.actions: list[str] = []
         self._timings: list[Timing] = []
         self.writes = 0
         self.killed = False
+        self.killed_after: str | None = None  # the write whose answer the killed run never saw
         self._lock = threading.Lock()
         proxy = self
 
@@ -81,6 +87,9 @@ class Proxy:
                 body = self.rfile.read(length) if length else b""
                 action = action_of(self.command, self.path, self.headers, body)
                 started = time.monotonic()
+                if proxy.hold_after_write is not None and proxy.writes >= proxy.hold_after_write and not proxy._released.is_set():
+                    proxy.holding.set()
+                    proxy._released.wait(timeout=300)
                 if proxy.delay:
                     time.sleep(proxy.delay)
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
@@ -98,6 +107,7 @@ class Proxy:
                 if kill and proxy.victim_pid:
                     os.kill(proxy.victim_pid, signal.SIGKILL)
                     proxy.killed = True
+                    proxy.killed_after = f"{action} (write {proxy.writes}, request {len(proxy.actions)})"
                     self.close_connection = True
                     return
                 self.send_response(response.status)
@@ -119,7 +129,11 @@ class Proxy:
         self._thread.start()
         return self
 
+    def release(self) -> None:
+        self._released.set()
+
     def stop(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -133,3 +147,4 @@ class Proxy:
             self._timings.clear()
             self.writes = 0
             self.killed = False
+            self.killed_after = None

@@ -511,14 +511,16 @@ def test_deploy_in_the_sandbox_rolls_out_a_new_tag_and_finishes(tmp_path):
     import subprocess
     from pathlib import Path
 
-    from conftest import ENVS
+    from conftest import ENVS, readline_within
 
     exe = shutil.which("awsprac", path=str(Path(sys.executable).parent)) or shutil.which("awsprac")
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "AWS_PROFILE")}
-    box = subprocess.Popen([exe, "sandbox"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    box_err = tmp_path / "sandbox.err"
+    with open(box_err, "w") as err:  # a file, not a pipe nobody reads while the sandbox runs
+        box = subprocess.Popen([exe, "sandbox"], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
     try:
-        endpoint = box.stdout.readline().strip()
-        assert endpoint.startswith("http://127.0.0.1:")
+        endpoint = readline_within(box.stdout, 60, "awsprac sandbox printing its endpoint").strip()
+        assert endpoint.startswith("http://127.0.0.1:"), box_err.read_text()
         make_image(endpoint)
         make_tier(endpoint)
         env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "NO_COLOR": "1"})

@@ -9,9 +9,9 @@ import pytest
 
 from awsprac.commands.cli import main
 
-from conftest import ENVS, aws_error, hook_every_session, resource_count, run_cli as run
+from conftest import ENVS, STG_RESOURCE_COUNT, aws_error, hook_every_session, run_cli as run
 
-N = resource_count()
+N = STG_RESOURCE_COUNT
 
 
 def vpcs():
@@ -19,7 +19,7 @@ def vpcs():
 
 
 def test_help_teaches_the_first_command():
-    proc = subprocess.run([sys.executable, "-m", "awsprac", "--help"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "awsprac", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
     assert "awsprac up --env stg --sandbox" in proc.stdout
     for command in ("init", "plan", "up", "step", "status", "outputs", "destroy", "sandbox"):
@@ -34,7 +34,7 @@ def test_help_imports_no_aws_sdk_and_no_rich():
         "heavy = sorted(m for m in ('boto3', 'botocore', 'moto', 'rich') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
 
 
@@ -64,11 +64,6 @@ def test_bad_config_is_exit_2_before_any_aws_call(capsys, tmp_path, monkeypatch)
     err = capsys.readouterr().err
     assert exit.value.code == 2
     assert err == f"error: {tmp_path / 'stg.toml'}: network.vpc_cidr: '10.0.0.0/30': AWS allows VPC blocks from /16 to /28\n"
-
-
-def test_region_flag_that_does_not_fit_the_azs_is_refused(capsys):
-    code, out, err = run(capsys, "plan", "--env", "stg", "--region", "us-east-1")
-    assert code == 2 and "network.azs: 'ap-northeast-1a' is not a zone of region 'us-east-1'" in err
 
 
 def test_missing_credentials_is_one_line_exit_2(capsys, monkeypatch, mocked):
@@ -165,7 +160,7 @@ def test_outputs_json_for_scripts(capsys, mocked):
 
     run(capsys, "up", "--env", "stg", "--yes")
     code, out, err = run(capsys, "outputs", "--env", "stg", "--json")
-    data = json.loads(out)
+    data = json.loads(out)["outputs"]
     assert data["vpc_id"].startswith("vpc-") and data["igw_id"].startswith("igw-")
     assert sorted(data["subnet_ids"]) == ["private-subnet-1a-stg", "private-subnet-1c-stg", "public-subnet-1a-stg", "public-subnet-1c-stg"]
 
@@ -174,7 +169,7 @@ def test_status_shows_missing_then_in_sync(capsys, mocked):
     import json
 
     code, out, err = run(capsys, "status", "--env", "stg", "--json")
-    assert {r["sync"] for r in json.loads(out)} == {"missing"}
+    assert {r["sync"] for r in json.loads(out)["resources"]} == {"missing"}
     run(capsys, "up", "--env", "stg", "--yes")
     code, out, err = run(capsys, "status", "--env", "stg")
     assert out.count("in sync") == N and "missing" not in out

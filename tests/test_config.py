@@ -1,4 +1,4 @@
-"""Env files: SPEC defaults, and one clear line (file, key, value) for every bad input."""
+"""Env files: the documented defaults, and one clear line (file, key, value) for every bad input."""
 
 from pathlib import Path
 
@@ -55,7 +55,7 @@ def edited(tmp_path: Path, old: str, new: str) -> Path:
         ("allocated_storage = 20", "allocated_storage = true", "database.allocated_storage: must be an integer, got True"),
         ("max_allocated_storage = 1000", "max_allocated_storage = 10", "database.max_allocated_storage: 10 must exceed allocated_storage (20)"),
         ('mode = "instance"', 'mode = "natgw"', "nat.mode: 'natgw' must be one of instance, gateway, none"),
-        ('region = "ap-northeast-1"', 'region = "tokyo"', "region: 'tokyo' is not an AWS region name"),
+        ('region = "ap-northeast-1"', 'region = "tokyo"', "region: 'tokyo' is not an AWS region"),
         ('account_id = ""', 'account_id = "1234"', "account_id: '1234' must be 12 digits"),
         ("[network]", "[network]\nvpc_cdir = \"10.0.0.0/16\"", "network.vpc_cdir: unknown key (known: azs, dns_hostnames, dns_support, instance_tenancy, vpc_cidr)"),
         ('project = "aws-practice"', 'project = "aws-practice"\ncolour = "blue"', "colour: unknown key"),
@@ -132,3 +132,126 @@ def test_a_section_that_is_not_a_table(tmp_path):
 def test_a_minimal_file_takes_every_other_default(tmp_path):
     cfg = config.load(write(tmp_path, '[network]\nvpc_cidr = "10.8.0.0/16"\n'), "stg")
     assert cfg.network.vpc_cidr == "10.8.0.0/16" and cfg.nat.mode == "instance"
+
+
+def test_the_maintenance_window_is_in_the_env_file_and_clear_of_the_backup_window_and_schedules():
+    cfg = config.load(ENVS, "stg")
+    assert cfg.database.maintenance_window == "tue:20:00-tue:20:30"  # Wed 05:00 JST; backups 16:00-19:00, schedules Sat 20:00-20:30 UTC
+    assert "maintenance_window" in envfiles.render("stg")
+
+
+@pytest.mark.parametrize("window, expected", [
+    ("sun:18:30-sun:19:00", "overlaps database.backup_window 16:00-19:00 (AWS refuses windows that overlap)"),
+    ("tue:02:00-tue:03:00", ""),
+    ("tuesday 02:00", "must look like tue:20:00-tue:20:30"),
+    ("tue:20:00-tue:20:10", "at least 30 minutes"),
+])
+def test_maintenance_window_is_validated_at_load(tmp_path, window, expected):
+    envs = edited(tmp_path, 'maintenance_window = "tue:20:00-tue:20:30"', f'maintenance_window = "{window}"')
+    if not expected:
+        assert config.load(envs, "stg").database.maintenance_window == window
+        return
+    with pytest.raises(ConfigError) as err:
+        config.load(envs, "stg")
+    assert f"database.maintenance_window: {window!r} " in str(err.value) and expected in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_overlapping_windows_exit_2_through_the_cli(tmp_path, capsys):
+    from conftest import run_cli
+
+    envs = edited(tmp_path, 'backup_window = "16:00-19:00"', 'backup_window = "20:00-21:00"')
+    code, out, err = run_cli(capsys, "plan", "--env", "stg", envs=envs)
+    assert code == 2 and "database.maintenance_window: 'tue:20:00-tue:20:30' overlaps database.backup_window 20:00-21:00" in err
+    assert err.count("\n") == 1
+
+
+# --- what AWS would refuse, refused when the file is read: one line, exit 2, nothing sent ---
+
+REFUSED_BY_AWS = [
+    ('start_expression = "cron(0 5 ? * SUN *)"', 'start_expression = "cron(0 5 * * SUN *)"',
+     "scheduler.start_expression: 'cron(0 5 * * SUN *)': exactly one of day-of-month and day-of-week must be `?`"),
+    ('start_expression = "cron(0 5 ? * SUN *)"', 'start_expression = "cron(0 5 ? * SUN)"',
+     "scheduler.start_expression: 'cron(0 5 ? * SUN)': cron has 6 fields"),
+    ('stop_expression = "cron(30 5 ? * SUN *)"', 'stop_expression = "cron(30 25 ? * SUN *)"',
+     "scheduler.stop_expression: 'cron(30 25 ? * SUN *)': hours: '25' is outside 0-23"),
+    ('stop_expression = "cron(30 5 ? * SUN *)"', 'stop_expression = "cron(30 5 ? * SUNDAY *)"',
+     "scheduler.stop_expression: 'cron(30 5 ? * SUNDAY *)': day-of-week: 'SUNDAY' is not a value of this field"),
+    ('start_expression = "cron(0 5 ? * SUN *)"', 'start_expression = "rate(0 days)"',
+     "scheduler.start_expression: 'rate(0 days)': rate(...) takes a positive whole number"),
+    ('start_expression = "cron(0 5 ? * SUN *)"', 'start_expression = "rate(7 weeks)"', "'rate(7 weeks)': rate(...) takes"),
+    ('start_expression = "cron(0 5 ? * SUN *)"', 'start_expression = "at(2026-02-30T05:00:00)"', "'at(2026-02-30T05:00:00)': at(...): "),
+    ('start_expression = "cron(0 5 ? * SUN *)"', 'start_expression = "weekly"', "'weekly': must be cron(...), rate(...) or at(...)"),
+    ('timezone = "Asia/Tokyo"', 'timezone = "Asia/Tokio"', "scheduler.timezone: 'Asia/Tokio' is not an IANA time zone name"),
+    ('timezone = "Asia/Tokyo"', 'timezone = "JST+9"', "scheduler.timezone: 'JST+9' is not an IANA time zone name"),
+    ('instance_class = "db.t4g.micro"', 'instance_class = "t4g.micro"',
+     "database.instance_class: 't4g.micro' is not an RDS instance class: they look like db.t4g.micro"),
+    ('engine = "postgres"', 'engine = "podevres"', "database.engine: 'podevres' is not an RDS engine"),
+    ('engine = "postgres"', 'engine = "aurora-postgresql"', "database.engine: 'aurora-postgresql' is an Aurora engine"),
+    ('engine_major = "17"', 'engine_major = "71"', "database.engine_major: '71': RDS postgres never had that major version"),
+    ('engine_major = "17"', 'engine_major = "17.4"', "database.engine_major: '17.4': RDS postgres never had that major version"),
+    ('region = "ap-northeast-1"', 'region = "ap-northeast-9"', "region: 'ap-northeast-9' is not an AWS region"),
+]
+
+
+@pytest.mark.parametrize("old, new, expected", REFUSED_BY_AWS)
+def test_what_aws_would_refuse_is_one_line_before_anything_is_sent(tmp_path, capsys, monkeypatch, mocked, calls, old, new, expected):
+    from conftest import hook_every_session, run_cli
+
+    envs = edited(tmp_path, old, new)
+    hook_every_session(monkeypatch, [("before-call.*.*", calls)])
+    for command in (("plan",), ("up", "--yes")):
+        code, out, err = run_cli(capsys, *command, "--env", "stg", envs=envs)
+        assert code == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1
+        assert str(envs / "stg.toml") in lines[0] and expected in lines[0], lines[0]
+        assert out == ""
+    assert calls.names == []  # not a read, let alone a write
+
+
+@pytest.mark.parametrize("expression", [
+    "cron(0 5 ? * SUN *)", "cron(0/15 * * * ? *)", "cron(0 8 1 * ? *)", "cron(0 10 ? * MON-FRI *)",
+    "cron(0 18 L * ? *)", "cron(0 9 15W * ? 2027)", "cron(0 9 ? * 6L *)", "cron(0 9 ? * 2#1 *)", "cron(0,30 8-17 ? JAN,JUL MON,WED 2026-2030)",
+    "rate(1 hour)", "rate(5 minutes)", "rate(7 days)", "at(2027-01-31T05:00:00)",
+])
+def test_expressions_scheduler_takes_pass(expression):
+    from awsprac import known
+
+    assert known.expression_problem(expression) is None
+
+
+def test_the_timezones_people_use_pass(tmp_path):
+    for zone in ("UTC", "Europe/Paris", "America/Argentina/Buenos_Aires"):
+        envs = edited(tmp_path, 'timezone = "Asia/Tokyo"', f'timezone = "{zone}"')
+        assert config.load(envs, "stg").scheduler.timezone == zone
+
+
+def test_the_regions_are_the_ones_the_installed_sdk_knows_in_every_partition():
+    import botocore.session
+
+    from awsprac import known
+
+    session = botocore.session.get_session()
+    for partition in ("aws", "aws-cn", "aws-us-gov"):
+        for region in session.get_available_regions("ec2", partition):
+            assert known.region_problem(region) is None, region
+    assert known.region_problem("ap-northeast-9") == "'ap-northeast-9' is not an AWS region (like ap-northeast-1 or us-east-1)"
+
+
+def test_an_unknown_region_given_as_the_flag_names_the_flag(capsys, monkeypatch, mocked, calls):
+    from conftest import hook_every_session, run_cli
+
+    hook_every_session(monkeypatch, [("before-call.*.*", calls)])
+    code, out, err = run_cli(capsys, "plan", "--env", "stg", "--region", "ap-northeast-9")
+    assert code == 2
+    assert "--region: 'ap-northeast-9' is not an AWS region" in err and "stg.toml" not in err
+    assert calls.names == []
+
+
+def test_the_env_files_and_readme_say_which_minor_the_plan_uses():
+    from awsprac.steps.rds.instance import DEFAULT_MINOR
+
+    readme = (ENVS.parent / "README.md").read_text()
+    for text in (envfiles.render("stg"), readme):
+        assert DEFAULT_MINOR in text and "newest" not in text.lower()

@@ -151,7 +151,7 @@ def test_a_look_waits_only_for_what_observe_reads(ctx, make_ctx, held, until, st
     def hold(model, **kwargs):
         if model.name == until:
             seen.set()
-        elif model.name == held and not seen.wait(timeout=20):  # long only when it fails
+        elif model.name == held and not seen.wait(timeout=60):  # long only when it fails
             timed_out.append(held)
 
     planned = runner.plan(make_ctx(hooks=[("before-call.*.*", hold)]), runner.resolve(None))

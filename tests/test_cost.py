@@ -102,3 +102,25 @@ def test_unknown_region_through_the_cli_exits_2(awsprac):
     result = awsprac("cost", "--env", "stg")
     assert result.returncode == 2
     assert "no price table for region eu-west-3" in result.stderr
+
+
+def test_final_snapshots_left_by_destroy_are_priced_listed_and_say_how_to_remove_them(built, make_ctx, capsys):
+    """Each destroy keeps a final snapshot `<db>-final-<UTC time>` (billed until deleted): cost and status list
+    this env's, found by their tags (copied from the instance), and destroy prints how to remove them."""
+    from conftest import run_cli
+    from db_helpers import destroy
+
+    destroy(make_ctx())
+    (snapshot,) = client("rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+    result = cost.estimate(make_ctx())
+    (line,) = [r for r in result["resources"] if r["kind"] == "DB final snapshots"]
+    monthly = round(snapshot["AllocatedStorage"] * table()["rds_snapshot_gb_month"], 2)
+    assert (line["name"], line["running"], line["parked"]) == ("1 left by destroy", monthly, monthly)
+    assert snapshot["DBSnapshotIdentifier"] in line["id"]
+
+    code, out, err = run_cli(capsys, "status", "--env", "stg")
+    assert code == 0
+    removal = f"aws rds delete-db-snapshot --db-snapshot-identifier {snapshot['DBSnapshotIdentifier']} --region ap-northeast-1"
+    assert f"final snapshot {snapshot['DBSnapshotIdentifier']} of aws-practice-stg: 20 GiB, ${monthly:.2f}/month until deleted: {removal}" in err
+    code, out, err = run_cli(capsys, "destroy", "--env", "stg", "--yes")
+    assert code == 0 and removal in err

@@ -16,7 +16,7 @@ def test_dependents_start_only_after_what_they_need():
 
 
 def test_independent_nodes_run_at_the_same_time():
-    both_started = threading.Barrier(2, timeout=5)
+    both_started = threading.Barrier(2, timeout=60)
     # Each waits for the other to start: this only finishes if they run concurrently.
     result = dag.walk(["ecr", "secrets"], {}, lambda node: both_started.wait())
     assert sorted(result.done) == ["ecr", "secrets"]
@@ -37,3 +37,19 @@ def test_a_failure_skips_its_dependents_and_lets_independent_work_finish():
 def test_a_cycle_is_a_clear_error():
     with pytest.raises(RuntimeError, match="dependency cycle"):
         dag.walk(["a", "b"], {"a": ("b",), "b": ("a",)}, lambda node: None)
+
+
+def test_a_failure_skips_everything_after_it_even_listed_before_its_dependencies():
+    """destroy walks the graph reversed: a node waiting on a failed one can be listed before the nodes
+    in between. Every dependent is skipped in one go, not mistaken for a dependency cycle."""
+    def work(node):
+        if node == "routes":
+            raise ValueError("boom")
+
+    # Reverse (destroy) order: the VPC goes after the subnets, the subnets after the routes.
+    deps = {"vpc": ("subnets", "igw"), "subnets": ("routes",), "igw": ("routes",)}
+    result = dag.walk(["vpc", "subnets", "igw", "routes"], deps, work)
+    assert list(result.failed) == ["routes"]
+    assert result.skipped == {"subnets": "routes", "igw": "routes", "vpc": "subnets"}
+    assert result.done == []
+

@@ -54,7 +54,7 @@ def test_the_password_never_reaches_output_logs_or_arguments(capsys, caplog, moc
         code, out, err = run(capsys, *args)
         assert code == 0, err
         seen += [out, err]
-    outputs = json.loads(run(capsys, "outputs", "--env", "stg", "--json")[1])
+    outputs = json.loads(run(capsys, "outputs", "--env", "stg", "--json")[1])["outputs"]
     assert outputs["db_secret_arn"].startswith("arn:aws:secretsmanager:") and outputs["db_secret_name"] == SECRET
     code, out, err = run(capsys, "--verbose", "destroy", "--env", "stg", "--yes")
     assert code == 0, err

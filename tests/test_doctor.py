@@ -12,7 +12,7 @@ from conftest import ENVS, build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-NET = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"]
+NET = ["vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes"]
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +37,8 @@ def vpc(name="aws-practice-stg", owned=True, cidr="10.0.0.0/16"):
     return ec2().create_vpc(CidrBlock=cidr, TagSpecifications=tag_spec("vpc", name, owned))["Vpc"]["VpcId"]
 
 
-def examine(make_ctx, hooks=(), **kw):
-    ctx = make_ctx(hooks=hooks)
+def examine(make_ctx, hooks=(), config=None, **kw):
+    ctx = make_ctx(config=config, hooks=hooks)
     ctx.identity = {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/u"}
     return doctor.examine(ctx, **kw)
 
@@ -244,3 +244,37 @@ def test_sandbox_with_a_pinned_account_is_healthy(tmp_path):
                           text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "account 210987654321" in done.stdout and "healthy, 9 checks found nothing wrong" in done.stdout
+
+
+def test_interfaces_aws_manages_for_a_resource_are_not_foreign_whatever_their_description(make_ctx):
+    """AWS's own interfaces (RDS, ALB: type `interface`, requester-managed; an endpoint: its own type) are
+    told apart by requester and type, not by tags or description; one made by hand still is foreign."""
+    vpc_id = vpc()
+    subnet = ec2().create_subnet(VpcId=vpc_id, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    by_hand = ec2().create_network_interface(SubnetId=subnet, Description="RDSNetworkInterface")["NetworkInterface"]["NetworkInterfaceId"]
+
+    def aws_made(parsed, model, **kwargs):
+        if model.name == "DescribeNetworkInterfaces":
+            parsed["NetworkInterfaces"] += [
+                {"NetworkInterfaceId": "eni-0rds", "InterfaceType": "interface", "RequesterManaged": True, "RequesterId": "amazon-rds", "Description": "", "Status": "in-use"},
+                {"NetworkInterfaceId": "eni-0alb", "InterfaceType": "interface", "RequesterManaged": True, "RequesterId": "amazon-elb", "Description": "ELB app/x/1", "Status": "in-use"},
+                {"NetworkInterfaceId": "eni-0vpce", "InterfaceType": "vpc_endpoint", "RequesterManaged": False, "Description": "", "Status": "in-use"},
+            ]
+
+    foreign = by_check(examine(make_ctx, hooks=[("after-call.ec2.DescribeNetworkInterfaces", aws_made)]))["foreign in VPC"]
+    assert [f.resource for f in foreign] == [f"network interface {by_hand}"]
+
+
+def test_after_a_nat_mode_switch_in_the_sandbox_emulation_nothing_is_foreign(make_ctx, cfg):
+    """The sandbox's moto, made faithful: a NAT gateway's interface is AWS's (type nat_gateway) and goes with it."""
+    import dataclasses
+
+    gateway = dataclasses.replace(cfg, nat=dataclasses.replace(cfg.nat, mode="gateway"))
+    up(make_ctx(config=gateway), ["vpc", "subnets", "igw", "public-routes", "nat", "routes", "nat-leftovers"])
+    assert "foreign in VPC" not in by_check(examine(make_ctx, config=gateway))
+    (eni,) = ec2().describe_network_interfaces()["NetworkInterfaces"]
+    assert (eni["InterfaceType"], eni["RequesterManaged"]) == ("nat_gateway", True)
+    none = dataclasses.replace(cfg, nat=dataclasses.replace(cfg.nat, mode="none"))
+    up(make_ctx(config=none), ["vpc", "subnets", "igw", "public-routes", "nat", "routes", "nat-leftovers"])
+    assert ec2().describe_network_interfaces()["NetworkInterfaces"] == []  # gone with its gateway, as on AWS
+    assert "foreign in VPC" not in by_check(examine(make_ctx, config=none))

@@ -74,17 +74,19 @@ def test_the_tier_without_then_with_an_image_a_quiet_second_up_stop_start_and_de
     print(f"converged up with the app tier on: {len(look)} reads (+ GetCallerIdentity): {sorted(look)}")
     assert len(look) <= MAX_CONVERGED_READS, sorted(look)
 
-    outputs = json.loads(awsprac("outputs", "--env", "stg", "--json").stdout)
+    outputs = json.loads(awsprac("outputs", "--env", "stg", "--json").stdout)["outputs"]
     dns = client(server, "elbv2").describe_load_balancers(Names=[ALB])["LoadBalancers"][0]["DNSName"]
     assert outputs["app_url"] == f"http://{dns}"
-    status = json.loads(awsprac("status", "--env", "stg", "--json").stdout)
+    status = json.loads(awsprac("status", "--env", "stg", "--json").stdout)["resources"]
     assert {row["sync"] for row in status if row["step"].startswith("app") and row["kind"] != "service-linked role"} == {"in sync"}
 
     stopped = awsprac("stop", "--env", "stg")
     assert stopped.returncode == 0, stopped.stderr
     assert client(server, "ecs").describe_services(cluster=BACKEND, services=[BACKEND])["services"][0]["desiredCount"] == 0
     parked = awsprac("plan", "--env", "stg").stdout
-    assert "Plan: 0 to create, 0 to update, 0 to delete" in parked and "ECS service" not in parked  # parked is not drift
+    assert "no changes, everything is in sync." in parked and "ECS service" not in parked  # parked is not drift
+    rows = json.loads(awsprac("status", "--env", "stg", "--json").stdout)["resources"]
+    assert [r["sync"] for r in rows if r["kind"] == "ECS service"] == ["parked"]
     started = awsprac("start", "--env", "stg")
     assert started.returncode == 0, started.stderr
     assert client(server, "ecs").describe_services(cluster=BACKEND, services=[BACKEND])["services"][0]["desiredCount"] == 1

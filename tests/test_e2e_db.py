@@ -73,3 +73,41 @@ def test_a_lost_secret_is_fixed_with_reset_password(awsprac, server):
     assert secret(server)["DB_PASSWORD"] not in fixed.stdout + fixed.stderr
     assert secret(server)["DB_HOST"] == endpoint(server)
     assert "no changes" in awsprac("plan", "--env", "stg").stdout
+
+
+def everything(server) -> dict:
+    """What a destroy could touch, by kind: ids of the env's network, NAT, DB, secret and schedules."""
+    ec2, rds = client(server, "ec2"), client(server, "rds")
+    mine = [{"Name": "tag:awsprac:env", "Values": ["stg"]}]
+    return {
+        "vpc": [v["VpcId"] for v in ec2.describe_vpcs(Filters=mine)["Vpcs"]],
+        "subnets": sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=mine)["Subnets"]),
+        "route tables": sorted(t["RouteTableId"] for t in ec2.describe_route_tables(Filters=mine)["RouteTables"]),
+        "instances": [i["InstanceId"] for r in ec2.describe_instances(Filters=mine)["Reservations"] for i in r["Instances"] if i["State"]["Name"] == "running"],
+        "db": [(d["DBInstanceIdentifier"], d["DeletionProtection"]) for d in rds.describe_db_instances()["DBInstances"]],
+        "secret deleted": bool(client(server, "secretsmanager").describe_secret(SecretId="rds-main-stg").get("DeletedDate")),
+        "schedules": len(client(server, "scheduler").list_schedules()["Schedules"]),
+    }
+
+
+def test_destroy_refuses_before_any_write_when_a_protected_db_would_be_stranded(awsprac, server):
+    env_file = awsprac.cwd / "envs" / "stg.toml"
+    env_file.write_text(env_file.read_text().replace("deletion_protection = false", "deletion_protection = true"))
+    assert awsprac("up", "--env", "stg", "--yes").returncode == 0
+    before = everything(server)
+
+    server.start_recording()
+    refused = awsprac("destroy", "--env", "stg", "--yes")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert [a for a in server.recorded_actions() if is_write(a)] == []
+    assert everything(server) == before
+    assert "DB instance aws-practice-stg" in refused.stdout and "deletion protection is on" in refused.stdout
+    assert refused.stderr.endswith(
+        "destroy refused, nothing was deleted: DB instance aws-practice-stg has deletion protection on and would keep its "
+        "subnets, security group and VPC: `awsprac destroy --env stg --force` turns protection off, takes a final snapshot and deletes it\n"
+    ), refused.stderr
+
+    forced = awsprac("destroy", "--env", "stg", "--force", "--yes")
+    assert forced.returncode == 0, forced.stderr
+    assert everything(server)["db"] == [] and everything(server)["vpc"] == []
+    assert server.strict().refused == []

@@ -1,5 +1,7 @@
 """End to end for the NAT and routes: the installed `awsprac` against a moto server, as a user would run it."""
 
+import re
+
 import boto3
 import pytest
 
@@ -71,7 +73,10 @@ def test_mode_switch_through_the_env_file_then_destroy_leaves_nothing_owned(awsp
 
     plan = awsprac("plan", "--env", "stg")
     assert "nat.mode is gateway: no longer needed" in plan.stdout
-    assert "Plan: 2 to create, 1 to update, 4 to delete." in plan.stdout
+    # The routes' target, and step db-ingress's rule from the NAT group (database.tunnel needs the NAT instance).
+    assert "aws-practice-db-stg from aws-practice-nat-stg" in plan.stdout
+    assert "tcp 5432 (db tunnel): database.tunnel does not ask for it" in plan.stdout
+    assert "Plan: 2 to create, 1 to update, 5 to delete." in plan.stdout
     switched = awsprac("up", "--env", "stg", "--yes")
     assert switched.returncode == 0, switched.stderr
     assert counts(server) == {"instance": 0, "security group": 0, "route table": 2, "NAT gateway": 1, "elastic IP": 1, "IAM role": 0}
@@ -83,3 +88,29 @@ def test_mode_switch_through_the_env_file_then_destroy_leaves_nothing_owned(awsp
     gone = awsprac("destroy", "--env", "stg", "--yes")
     assert gone.returncode == 0, gone.stderr
     assert counts(server) == {"instance": 0, "security group": 0, "route table": 0, "NAT gateway": 0, "elastic IP": 0, "IAM role": 0}
+
+
+def set_mode(awsprac, mode: str) -> None:
+    env_file = awsprac.cwd / "envs" / "stg.toml"
+    env_file.write_text(re.sub(r'(?m)^mode = "\w+"', f'mode = "{mode}"', env_file.read_text()))
+
+
+def test_cold_up_launches_the_nat_online_and_every_mode_switch_keeps_egress(awsprac, server):
+    """Under the strict layer: the NAT instance boots with a route to the internet, and switching the mode in
+    every direction moves the private route to the new target before anything of the old mode goes."""
+    assert awsprac("up", "--env", "stg", "--yes").returncode == 0
+    strict = server.strict()
+    assert strict.offline == [] and strict.gaps == [] and strict.refused == []
+    for mode in ("gateway", "none", "instance", "none", "gateway", "instance"):
+        set_mode(awsprac, mode)
+        server.nat_mode(mode)
+        switched = awsprac("up", "--env", "stg", "--yes")
+        assert switched.returncode == 0, f"to {mode}: {switched.stderr}"
+        strict = server.strict()
+        assert strict.gaps == [] and strict.offline == [] and strict.refused == [], f"to {mode}: {strict}"
+        (private,) = client(server).describe_route_tables(Filters=[{"Name": "tag:Name", "Values": ["aws-practice-rtb-private-stg"]}])["RouteTables"]
+        route = [r for r in private["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        assert (route[0]["State"] == "active") if mode != "none" else route == [], f"to {mode}: {route}"
+        assert "no changes" in awsprac("plan", "--env", "stg").stdout
+    assert awsprac("destroy", "--env", "stg", "--yes").returncode == 0
+    assert server.strict().refused == []

@@ -54,7 +54,7 @@ def docker(tmp_path, monkeypatch):
 def git(folder: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main", *args],
-        cwd=folder, check=True, capture_output=True, text=True,
+        cwd=folder, check=True, capture_output=True, text=True, timeout=60,
     ).stdout.strip()
 
 

@@ -51,7 +51,7 @@ def put_lease(pid: int, expires: datetime, host: str | None = None):
 
 def dead_pid() -> int:
     proc = subprocess.Popen(["true"])
-    proc.wait()
+    proc.wait(timeout=30)
     return proc.pid
 
 
@@ -62,10 +62,13 @@ def test_the_lease_of_a_killed_run_on_this_machine_is_taken_over(ctx, capsys):
     assert "taking over the lock of a run that is gone" in capsys.readouterr().err
 
 
-def test_an_expired_lease_from_another_machine_is_taken_over(ctx):
+def test_an_expired_lease_from_another_machine_is_taken_over(ctx, capsys):
     put_lease(12345, datetime.now(timezone.utc) - timedelta(minutes=1), host="elsewhere")
     with lock.held(ctx, "up"):
-        pass
+        lease = json.loads(ssm().get_parameter(Name=NAME)["Parameter"]["Value"])
+        assert (lease["host"], lease["pid"]) != ("elsewhere", 12345) and lease["pid"] == os.getpid()
+    assert "taking over the lock of a run that is gone: up on elsewhere pid 12345" in capsys.readouterr().err
+    assert account_parameters() == []
 
 
 def test_a_live_lease_from_another_machine_is_respected_until_unlocked(ctx, make_ctx):
@@ -78,17 +81,38 @@ def test_a_live_lease_from_another_machine_is_respected_until_unlocked(ctx, make
         pass
 
 
-def test_a_converged_up_takes_no_lease(ctx, make_ctx, calls):
-    from awsprac.engine import runner
+def test_a_converged_up_takes_no_lease(ctx, monkeypatch, capsys):
+    """Not only none left behind (a lease taken and given back leaves none either): none is ever put."""
+    from conftest import Calls, build, hook_every_session, run_cli
 
-    runner.apply(ctx, runner.resolve(None), runner.plan(ctx, runner.resolve(None)))
-    from awsprac.commands.cli import main
-
-    with pytest.raises(SystemExit) as exit:
-        main(["--envs-dir", str(ctx.cfg.path.parent), "up", "--env", "stg", "--yes"])
-        raise SystemExit(0)
-    assert exit.value.code in (0, None)
+    build(ctx)
+    sent = Calls()
+    hook_every_session(monkeypatch, [("before-call.*.*", sent)])
+    code, out, err = run_cli(capsys, "up", "--env", "stg", "--yes", envs=ctx.cfg.path.parent)
+    assert code == 0 and "no changes, everything is in sync." in out, err
+    assert sent.names, "the run sent nothing: the hook saw no session"
+    assert sent.writes == []
     assert account_parameters() == []
+
+
+def test_up_refuses_a_live_lease_saying_who_holds_it_and_until_when(mocked, monkeypatch, capsys):
+    """Through the command line: exit 1 (a documented AWS-side refusal), the holder and the lease's end
+    in the one error line, nothing built, the other run's lease left in place."""
+    from conftest import Calls, hook_every_session, run_cli
+
+    expires = datetime.now(timezone.utc) + timedelta(hours=1)
+    put_lease(12345, expires, host="elsewhere")
+    sent = Calls()
+    hook_every_session(monkeypatch, [("before-call.*.*", sent)])
+    code, out, err = run_cli(capsys, "up", "--env", "stg", "--yes")
+    assert code == 1
+    assert err == (
+        f"error: env stg is locked by another awsprac run (up on elsewhere pid 12345, since then, expires {expires.isoformat()}): "
+        "wait for it to finish; if that run is gone for good, `awsprac unlock --env stg` removes the lock\n"
+    )
+    assert sent.writes == ["PutParameter"], "the refused attempt to take the lease is the only write"
+    assert boto3.client("ec2", region_name=REGION).describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["aws-practice-stg"]}])["Vpcs"] == []
+    assert json.loads(ssm().get_parameter(Name=NAME)["Parameter"]["Value"])["host"] == "elsewhere"
 
 
 def test_what_changed_while_confirming_is_not_applied(ctx, monkeypatch, capsys):

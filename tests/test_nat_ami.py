@@ -70,12 +70,13 @@ def test_bake_sends_the_guide_settings_then_reuses_the_image(built, capsys, sent
     assert create["InstanceId"] == instance["InstanceId"] and create["Name"] == NAME
     assert create["NoReboot"] is False  # the guide: reboot on, for a consistent disk
     assert create["BlockDeviceMappings"] == [{"DeviceName": instance["RootDeviceName"], "Ebs": {"VolumeSize": 8, "VolumeType": "gp3", "DeleteOnTermination": True}}]
-    assert sorted(s["ResourceType"] for s in create["TagSpecifications"]) == ["image", "snapshot"]
+    # AWS tags the snapshots CreateImage makes with the request's "snapshot" tag specification (moto does
+    # not: awsprac's sandbox patch does, so what moto shows afterwards would only test that patch): the
+    # request is what proves the snapshot is tagged as this env's at creation.
+    specs = {s["ResourceType"]: tags.as_dict(s["Tags"]) for s in create["TagSpecifications"]}
+    assert specs == {"image": {"Name": NAME, **OWNED}, "snapshot": {"Name": NAME, **OWNED}}
     (image,) = images()
     assert image["Name"] == NAME and tags.as_dict(image["Tags"]) == {"Name": NAME, **OWNED}
-    snapshot = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
-    (snap,) = ec2().describe_snapshots(SnapshotIds=[snapshot])["Snapshots"]
-    assert tags.as_dict(snap["Tags"]) == {"Name": NAME, **OWNED}
     assert image["ImageId"] in out and 'ami = "{project}-nat-instance", ami_owner = "123456789012"' in err
     assert "CreateTags" not in writes(sent)
 

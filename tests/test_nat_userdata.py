@@ -19,6 +19,8 @@ import pytest
 
 from awsprac.steps.nat import userdata as nat_userdata
 
+from conftest import missing_capability, readline_within
+
 
 @pytest.fixture
 def script(cfg):
@@ -28,7 +30,7 @@ def script(cfg):
 def test_rendered_script_is_valid_bash_for_this_vpc(script, tmp_path):
     path = tmp_path / "user-data.sh"
     path.write_text(script)
-    check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     assert script.startswith("#!/bin/bash\n")
     assert 'VPC_CIDR="10.0.0.0/16"' in script
@@ -67,15 +69,15 @@ def _can_use_namespaces() -> str:
         if shutil.which(tool) is None:
             return f"needs {tool} (apt-get install iproute2 iptables)"
     probe = f"awsp-probe-{uuid.uuid4().hex[:6]}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True)
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, timeout=30)
     if made.returncode != 0:
         return f"cannot make network namespaces here: {made.stderr.decode().strip()}"
     try:
-        works = subprocess.run(["ip", "netns", "exec", probe, "iptables", "-t", "nat", "-S"], capture_output=True)
+        works = subprocess.run(["ip", "netns", "exec", probe, "iptables", "-t", "nat", "-S"], capture_output=True, timeout=30)
         if works.returncode != 0:
             return f"iptables does not work in a network namespace here: {works.stderr.decode().strip()}"
     finally:
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
     return ""
 
 
@@ -122,7 +124,7 @@ class Lab:
 
     def destroy(self) -> None:
         for name in (self.priv, self.nat, self.inet):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
 
     def source_address_seen_by_the_internet(self) -> str | None:
         """A TCP connection priv -> 203.0.113.1:8080; the server answers with the peer address it saw."""
@@ -134,10 +136,10 @@ class Lab:
                 print("listening", flush=True)
                 c, (peer, _) = s.accept(); c.sendall(peer.encode()); c.close()
             """)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         try:
-            assert server.stdout.readline().strip() == "listening"
+            assert readline_within(server.stdout, 30, "the internet host's listener").strip() == "listening"
             client = self.ns(self.priv, sys.executable, "-c", textwrap.dedent("""
                 import socket, sys
                 try:
@@ -166,7 +168,7 @@ STUBS = {
 def lab():
     reason = _can_use_namespaces()
     if reason:
-        pytest.skip(reason)
+        missing_capability(reason)
     lab = Lab()
     try:
         lab.build()
@@ -187,6 +189,7 @@ def test_the_script_makes_a_working_nat_and_is_safe_to_run_again(lab, script, tm
         "PATH": f"{stubs}:{os.environ['PATH']}", "STUB_DIR": str(tmp_path),
         "AWSPRAC_SYSCTL_FILE": str(tmp_path / "90-awsprac-nat.conf"),
         "AWSPRAC_RULES_FILE": str(tmp_path / "iptables"), "AWSPRAC_RETRY_DELAY": "0",
+        "AWSPRAC_CONSOLE": str(tmp_path / "console"),
     }
     assert lab.source_address_seen_by_the_internet() is None, "no NAT yet: the private host cannot get out"
 
@@ -196,6 +199,7 @@ def test_the_script_makes_a_working_nat_and_is_safe_to_run_again(lab, script, tm
     first = run_script()
     assert first.returncode == 0, first.stdout + first.stderr
     assert "primary interface: ens5" in first.stdout
+    assert nat_userdata.setup_result((tmp_path / "console").read_text()) == "finished", "the result `status` reads back"
     assert (tmp_path / "dnf.log").read_text().count("install iptables-services") == 3, "dnf retried while busy"
     assert (tmp_path / "systemctl.log").read_text() == "enable --now iptables\n"
     assert (tmp_path / "90-awsprac-nat.conf").read_text() == "net.ipv4.ip_forward = 1\n"
@@ -228,3 +232,67 @@ def test_a_stale_rule_from_another_vpc_is_replaced(lab, script, tmp_path):
     assert nat_rules == ["-A POSTROUTING -s 10.0.0.0/16 ! -d 10.0.0.0/16 -m comment --comment awsprac-nat -j MASQUERADE"]
     lab.ns(lab.nat, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
     assert lab.source_address_seen_by_the_internet() == "203.0.113.2"
+
+
+# `awsprac nat verify`'s own script, run for real in the NAT namespace: its parser judges what the
+# commands really print, not outputs written by hand. Only what cannot run here is stood in for:
+# systemd (answers from what the user data asked of it) and the HTTPS request to checkip, which goes
+# to the lab's "internet" host instead (plain HTTP), still through the namespace's own routes.
+VERIFY_STUBS = {
+    "systemctl": ('#!/bin/bash\nif [ "$1" = is-enabled ]; then\n'
+                  '    grep -qx "enable --now $2" "$STUB_DIR/systemctl.log" 2>/dev/null && echo enabled || { echo disabled; exit 1; }\n'
+                  'else\n    echo "$*" >> "$STUB_DIR/systemctl.log"\nfi\n'),
+    "curl": (
+        f"#!{sys.executable}\n"
+        "import sys, urllib.request\n"
+        "try:\n"
+        "    print(urllib.request.urlopen('http://203.0.113.1:8443/', timeout=5).status, end='')\n"
+        "except OSError as e:\n"
+        "    print(f'000curl: {e}', end='')\n"
+    ),
+}
+
+
+def run_nat_verify_script(lab, tmp_path, env) -> list:
+    from awsprac.steps.nat import verify as natverify
+
+    result = subprocess.run(["ip", "netns", "exec", lab.nat, "bash", "-c", "\n".join(natverify.SCRIPT)],
+                            env=env, capture_output=True, text=True, timeout=60)
+    return natverify.judge({"Status": "Success" if result.returncode == 0 else "Failed", "StandardOutputContent": result.stdout,
+                            "StandardErrorContent": result.stderr})
+
+
+def test_nat_verify_judges_what_its_script_really_prints_before_and_after_the_user_data(lab, script, tmp_path):
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name, body in {**STUBS, **VERIFY_STUBS}.items():
+        (stubs / name).write_text(body)
+        (stubs / name).chmod(0o755)
+    (tmp_path / "user-data.sh").write_text(script)
+    env = {
+        "PATH": f"{stubs}:{os.environ['PATH']}", "STUB_DIR": str(tmp_path),
+        "AWSPRAC_SYSCTL_FILE": str(tmp_path / "90-awsprac-nat.conf"),
+        "AWSPRAC_RULES_FILE": str(tmp_path / "iptables"), "AWSPRAC_RETRY_DELAY": "0",
+    }
+    web = subprocess.Popen(["ip", "netns", "exec", lab.inet, sys.executable, "-u", "-c", textwrap.dedent("""
+        import http.server
+        server = http.server.HTTPServer(("203.0.113.1", 8443), http.server.SimpleHTTPRequestHandler)
+        print("listening", flush=True)
+        server.serve_forever()
+    """)], stdout=subprocess.PIPE, stderr=open(tmp_path / "web.err", "w"), text=True, cwd=tmp_path)
+    try:
+        assert readline_within(web.stdout, 30, "the internet host's web server").strip() == "listening", (tmp_path / "web.err").read_text()
+        before = {r.check.key: (r.ok, r.value) for r in run_nat_verify_script(lab, tmp_path, env)}
+        assert before == {"ip_forward": (False, "0"), "masquerade": (False, ""), "iptables_enabled": (False, "disabled"),
+                          "https": (True, "200")}, "a fresh instance: only its own way out works"
+
+        configured = subprocess.run(["ip", "netns", "exec", lab.nat, "bash", str(tmp_path / "user-data.sh")], env=env,
+                                    capture_output=True, text=True, timeout=60)
+        assert configured.returncode == 0, configured.stdout + configured.stderr
+        after = run_nat_verify_script(lab, tmp_path, env)
+        assert [(r.check.key, r.ok) for r in after] == [("ip_forward", True), ("masquerade", True), ("iptables_enabled", True), ("https", True)]
+        assert after[1].value == "-A POSTROUTING -s 10.0.0.0/16 ! -d 10.0.0.0/16 -m comment --comment awsprac-nat -j MASQUERADE"
+        assert lab.source_address_seen_by_the_internet() == "203.0.113.2", "what verify passed really forwards"
+    finally:
+        web.kill()
+        web.wait(timeout=10)

@@ -132,8 +132,10 @@ def test_moto_runs_the_command_but_returns_no_output_a_clear_error(make_ctx):
     """Without injection: SendCommand and GetCommandInvocation really go to moto, which answers Success
     with empty output (it executes nothing): that is reported, not taken for a pass."""
     nat_instance()
-    with pytest.raises(natverify.NatNotVerified, match="the checks did not run on the NAT instance: command Success"):
+    with pytest.raises(UsageError, match="the checks did not run on the NAT instance: command Success") as err:
         natverify.verify(make_ctx())
+    assert "an emulation such as the sandbox cannot" in str(err.value) and "again" not in str(err.value)
+    assert err.value.exit_code == 2
 
 
 def test_a_command_that_timed_out_on_the_instance(make_ctx):
@@ -173,7 +175,7 @@ def test_without_instance_profile(make_ctx):
 def test_no_nat_instance_and_gateway_mode(make_ctx, cfg):
     import dataclasses
 
-    with pytest.raises(natverify.NatNotVerified, match="no NAT instance aws-practice-nat-1a-stg in env stg: run `awsprac up --env stg`"):
+    with pytest.raises(UsageError, match="no NAT instance aws-practice-nat-1a-stg in env stg: run `awsprac up --env stg`"):
         natverify.verify(make_ctx())
     gateway = dataclasses.replace(cfg, nat=dataclasses.replace(cfg.nat, mode="gateway"))
     with pytest.raises(UsageError, match="NAT mode is 'gateway'"):
@@ -208,3 +210,17 @@ def test_cli_prints_one_line_per_check_and_exits_1_on_a_failure(make_ctx, monkey
     assert len([line for line in out.out.splitlines() if line.lstrip().startswith(("✓", "✗"))]) == 4
     assert ("The NAT forwards: all checks pass." in out.out) == (code == 0)
     print(out.out)
+
+
+def test_in_the_sandbox_it_says_the_sandbox_cannot_run_commands_and_exits_2(capsys, monkeypatch):
+    from conftest import run_cli
+
+    starts = []
+    from awsprac.engine import sandbox
+
+    monkeypatch.setattr(sandbox.Sandbox, "start", classmethod(lambda cls, **kw: starts.append(kw)))
+    code, out, err = run_cli(capsys, "nat", "verify", "--env", "stg", "--sandbox")
+    assert code == 2
+    assert err == ("error: the sandbox cannot run commands on instances, so it cannot check a NAT instance from inside: "
+                   "run `awsprac nat verify --env stg` against AWS\n")
+    assert starts == []  # no emulation even started

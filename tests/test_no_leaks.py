@@ -25,12 +25,14 @@ def test_no_command_shows_a_secret(awsprac, server, tmp_path):
     loud = ["--verbose", "--debug"]
     outputs = []
 
-    def run(*args, input=None):
+    def run(*args, input=None, code=0):
+        """Every command must also do its job: a secret unseen because the command broke proves nothing."""
         result = awsprac(*args, *loud, input=input)
         outputs.append((args, result.stdout + result.stderr))
+        assert result.returncode == code, f"`awsprac {' '.join(args)}` exited {result.returncode}: {result.stderr[-2000:]}"
         return result
 
-    assert run("up", "--env", "stg", "--yes").returncode == 0
+    run("up", "--env", "stg", "--yes")
     secrets = boto3.client("secretsmanager", region_name="ap-northeast-1", endpoint_url=server.endpoint)
     password = json.loads(secrets.get_secret_value(SecretId="rds-main-stg")["SecretString"])["DB_PASSWORD"]
     assert len(password) >= 32
@@ -44,15 +46,15 @@ def test_no_command_shows_a_secret(awsprac, server, tmp_path):
     run("outputs", "--env", "stg", "--json")
     for step in ("secrets", "rds"):
         run("step", step, "--env", "stg", "--yes")
-    assert run("db", "reset-password", "--env", "stg", "--yes").returncode == 0
+    run("db", "reset-password", "--env", "stg", "--yes")
     new_password = json.loads(secrets.get_secret_value(SecretId="rds-main-stg")["SecretString"])["DB_PASSWORD"]
     assert new_password != password
     run("cost", "--env", "stg")
     run("doctor", "--env", "stg")
-    assert run("export", "terraform", "--env", "stg").returncode == 0  # writes terraform/stg/*.tf, scanned below
+    run("export", "terraform", "--env", "stg")  # writes terraform/stg/*.tf, scanned below
     assert (awsprac.cwd / "terraform" / "stg" / "database.tf").is_file()
-    assert run("stop", "--env", "stg", "--yes").returncode == 0
-    assert run("start", "--env", "stg", "--yes").returncode == 0
+    run("stop", "--env", "stg", "--yes")
+    run("start", "--env", "stg", "--yes")
     run("profile", "import", "--env", "stg", "--csv", str(FIXTURES / "aws-practice-terraform-stg_accessKeys.csv"), "--direnv")
     run("profile", "check", "--env", "stg")
     run("destroy", "--env", "stg", "--yes")

@@ -221,3 +221,11 @@ def test_stop_command_on_an_empty_account_says_nothing_to_do(awsprac, server):
     assert result.returncode == 0, result.stderr
     assert "nothing to stop in env stg: no DB instance and no NAT instance" in result.stderr
     assert [a for a in server.recorded_actions() if is_write(a)] == []
+
+
+def test_the_emulation_is_not_polled_at_aws_pace(built, make_ctx, clock):
+    """moto (the sandbox) is stopped and started the moment it is asked: no 15 s poll (seen as no pause)."""
+    assert set(operate.stop(make_ctx()).values()) == {"stopped"}
+    assert set(operate.start(make_ctx()).values()) == {"started"}
+    assert clock.pauses == []
+    assert db_state() == "available" and nat_state() == "running"

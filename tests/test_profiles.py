@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 
-from conftest import ENVS, FIXTURES, aws_error, hook_every_session, run_cli
+from conftest import ENVS, FIXTURES, aws_error, hook_every_session, missing_capability, run_cli
 
 CSV = FIXTURES / "aws-practice-terraform-stg_accessKeys.csv"
 OLD_CSV = FIXTURES / "older-console-format_credentials.csv"
@@ -107,8 +107,11 @@ BAD_CSVS = {
 
 
 @pytest.mark.parametrize("case", BAD_CSVS)
-def test_bad_csv_is_one_line_exit_2_and_nothing_written(case, capsys, tmp_path, files, mocked):
+def test_bad_csv_is_one_line_exit_2_and_nothing_written(case, capsys, monkeypatch, tmp_path, files, mocked):
     text, message = BAD_CSVS[case]
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # --direnv writes ./.envrc: never in the checkout
     path = tmp_path / "bad.csv"
     path.write_bytes(text.encode("utf-8"))
     before = snapshot(home())
@@ -116,7 +119,7 @@ def test_bad_csv_is_one_line_exit_2_and_nothing_written(case, capsys, tmp_path, 
     assert code == 2
     assert err.startswith(f"error: {path}: ") and message in err and err.count("\n") == 1, err
     assert SECRET not in err and KEY_ID not in err
-    assert snapshot(home()) == before and not (Path.cwd() / ".envrc").exists()
+    assert snapshot(home()) == before and list(work.iterdir()) == []
 
 
 def test_missing_or_binary_csv_is_exit_2(capsys, tmp_path, files, mocked):
@@ -200,24 +203,36 @@ def test_default_locations_get_private_modes(capsys, monkeypatch, mocked):
     assert not list(aws.glob("*.bak"))  # nothing was there to back up
 
 
+def _unwritable_how(scratch: Path) -> str:
+    """How this machine can make a folder unwritable even for the user running the tests ('' if it cannot)."""
+    if os.geteuid() != 0:
+        return "chmod"
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(scratch)], capture_output=True, timeout=30).returncode == 0:
+        subprocess.run(["chattr", "-i", str(scratch)], check=True, timeout=30)
+        return "chattr"
+    return ""
+
+
 @pytest.fixture
-def read_only():
-    """Make a folder unwritable even for root (the immutable attribute), or by its mode for other users."""
+def read_only(tmp_path_factory):
+    """Make a folder unwritable even for root (the immutable attribute), or by its mode for other users.
+    Whether this machine can is found out before the test starts (never a skip halfway through it)."""
+    how = _unwritable_how(tmp_path_factory.mktemp("probe"))
+    if not how:
+        missing_capability("cannot make a folder unwritable for root here: needs chattr (e2fsprogs) on a file system that supports it")
     made = []
 
     def make(folder: Path) -> None:
-        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
-            made.append(("chattr", folder))
-        elif os.geteuid() != 0:
-            folder.chmod(0o500)
-            made.append(("chmod", folder))
+        if how == "chattr":
+            subprocess.run(["chattr", "+i", str(folder)], check=True, timeout=30)
         else:
-            pytest.skip("cannot make a folder unwritable for root here (no chattr)")
+            folder.chmod(0o500)
+        made.append(folder)
 
     yield make
-    for how, folder in made:
+    for folder in made:
         if how == "chattr":
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
+            subprocess.run(["chattr", "-i", str(folder)], check=True, timeout=30)
         else:
             folder.chmod(0o700)
 
@@ -349,7 +364,8 @@ def test_check_after_import(capsys, files, mocked):
     assert KEY_ID not in out and f"profile {PROFILE} is ready for env stg" in err
 
 
-def test_check_says_what_is_wrong(capsys, tmp_path, files, mocked):
+def test_check_says_what_is_wrong(capsys, tmp_path, files, mocked, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # each value on its key's line (at 80, a long one goes on the next)
     code, out, err = run(capsys, "profile", "check", "--env", "stg")
     assert code == 2 and err.startswith(f"error: profile {PROFILE} not found in ") and "awsprac profile import --env stg --csv FILE" in err
     run(capsys, "profile", "import", "--env", "stg", "--csv", str(CSV))
@@ -512,3 +528,18 @@ def test_a_key_that_cannot_be_stored_is_deleted_again(capsys, files, iam_mocked,
     code, out, err = run(capsys, "profile", "create-user", "--env", "stg")
     assert code == 2 and "No space left on device" in err
     assert iam_mocked.list_access_keys(UserName=PROFILE)["AccessKeyMetadata"] == []
+
+
+def test_check_follows_the_profile_precedence(capsys, files, mocked, monkeypatch):
+    """--profile > AWS_PROFILE > the env file's profile, as the README says and every other command does."""
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("AWS_PROFILE", "nosuch")
+    code, out, err = run(capsys, "profile", "check", "--env", "stg")
+    assert code == 2 and err.startswith("error: profile nosuch (from AWS_PROFILE) not found in ") and PROFILE not in err.split(":")[1]
+    monkeypatch.setenv("AWS_PROFILE", "work")
+    code, out, err = run(capsys, "profile", "check", "--env", "stg")
+    assert "profile           work (from AWS_PROFILE)" in out and "region            eu-west-1" in out
+    assert code == 2 and err.endswith("error: profile work has region eu-west-1 but env stg uses ap-northeast-1: "
+                                      f"`awsprac profile import` sets it, or edit {files[1]}\n")
+    code, out, err = run(capsys, "profile", "check", "--env", "stg", "--profile", "default")  # the flag beats AWS_PROFILE
+    assert "profile           default (from --profile)" in out and "region            us-east-1" in out

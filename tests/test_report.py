@@ -18,7 +18,7 @@ def terminal_reporter() -> tuple[Reporter, io.StringIO]:
 
 def test_waits_from_steps_running_at_once_share_one_display():
     reporter, buffer = terminal_reporter()
-    both_inside = threading.Barrier(2, timeout=5)
+    both_inside = threading.Barrier(2, timeout=60)
     errors = []
 
     def wait(name):
@@ -33,8 +33,8 @@ def test_waits_from_steps_running_at_once_share_one_display():
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert errors == []
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and errors == []
     assert reporter._progress is None, "the display stops when the last wait ends"
 
 

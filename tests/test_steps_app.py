@@ -1,7 +1,8 @@
-"""The app tier (steps app-iam, app-network, app-alb, app) against in-process moto: SPEC section 11 as built,
+"""The app tier (steps app-iam, app-network, app-alb, app) against in-process moto: docs/reference.md section 11 as built,
 a converged re-plan that is empty, drift shown per setting and fixed, hand-made resources adopted, the
 image rules, and what AWS enforces that moto does not (injected)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -269,9 +270,11 @@ def test_https_with_a_certificate_replaces_the_http_listener_and_port(app_env, c
     assert app_changes(plan(app_env(config=https), front)) == []
 
 
-def test_the_db_group_lets_the_backend_in_and_prune_keeps_that_rule(app_env):
-    names = ["vpc", "subnets", "secrets", "app-network", "rds"]
-    up(app_env(), names)
+def test_the_db_group_lets_the_backend_in_and_prune_keeps_that_rule(app_env, cfg):
+    # The DB group's rules are step db-ingress's; the tunnel's (from the NAT group) is off here: no NAT is built.
+    no_tunnel = dataclasses.replace(app_cfg(cfg), database=dataclasses.replace(cfg.database, tunnel=False))
+    names = ["vpc", "subnets", "secrets", "app-network", "rds", "db-ingress"]
+    up(app_env(config=no_tunnel), names)
     db_sg, backend = group("aws-practice-db-stg"), group(BACKEND)
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]]) for p in db_sg["IpPermissions"]] == [(5432, [backend["GroupId"]])]
-    assert plan(app_env(prune=True), names).changes == []
+    assert plan(app_env(config=no_tunnel, prune=True), names).changes == []

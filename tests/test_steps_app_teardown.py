@@ -1,6 +1,7 @@
 """The app tier's teardown (AWS's order, retries for lingering interfaces, logs kept unless --force), the
 rollout failure report, and the [app] section of the env file."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from awsprac.engine.errors import ConfigError
 from awsprac.engine.plan import Action
 from awsprac.steps.app import rollout
 
-from app_helpers import ALB, BACKEND, EXEC_ROLE, LOGS, POLICY, app_env, client, push_image  # noqa: F401
+from app_helpers import ALB, BACKEND, EXEC_ROLE, LOGS, POLICY, app_cfg, app_env, client, push_image  # noqa: F401
 from conftest import build
 from db_helpers import Fail, Recorder, ok
 
@@ -68,12 +69,14 @@ def test_a_group_still_held_by_interfaces_is_retried_until_free(app_env, clock):
     assert [g for g in client("ec2").describe_security_groups()["SecurityGroups"] if g["GroupName"] in (ALB, BACKEND)] == []
 
 
-def test_the_db_rule_is_revoked_before_the_backend_group_goes(app_env, clock):
-    names = ["vpc", "subnets", "secrets", "app-network", "rds"]
-    build(app_env(), names)
+def test_the_db_rule_is_revoked_before_the_backend_group_goes(app_env, cfg, clock):
+    # The DB group's rules are step db-ingress's; the tunnel's (from the NAT group) is off here: no NAT is built.
+    no_tunnel = dataclasses.replace(app_cfg(cfg), database=dataclasses.replace(cfg.database, tunnel=False))
+    names = ["vpc", "subnets", "secrets", "app-network", "rds", "db-ingress"]
+    build(app_env(config=no_tunnel), names)
     db_sg = client("ec2").describe_security_groups(Filters=[{"Name": "group-name", "Values": ["aws-practice-db-stg"]}])["SecurityGroups"][0]
     sent = Recorder()
-    destroy(app_env(hooks=[sent.hook]), ["app-network"])  # the DB stays: its rule must go for the group to go
+    destroy(app_env(config=no_tunnel, hooks=[sent.hook]), ["app-network"])  # the DB stays: its rule must go for the group to go
     revoked = sent.of("RevokeSecurityGroupIngress")
     assert [r["GroupId"] for r in revoked] == [db_sg["GroupId"]]
     assert sent.writes.index("RevokeSecurityGroupIngress") < sent.writes.index("DeleteSecurityGroup")

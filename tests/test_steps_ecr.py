@@ -1,4 +1,4 @@
-"""Step ecr against in-process moto: SPEC section 7 exactly, what is sent, drift, adoption, teardown."""
+"""Step ecr against in-process moto: docs/reference.md section 7 exactly, what is sent, drift, adoption, teardown."""
 
 import dataclasses
 import json

@@ -17,8 +17,8 @@ from conftest import FailFirst, build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-# SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
-STEPS = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"]
+# docs/reference.md sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
+STEPS = ["vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes", "nat-leftovers"]
 NAT = "aws-practice-nat-1a-stg"
 SG_NAME = "aws-practice-nat-stg"
 ROLE = "aws-practice-nat-stg"
@@ -103,7 +103,7 @@ def instant_waits(clock):
     """Nothing in this module may really wait: a wrong wait fails fast on the fake clock's budget instead."""
 
 
-# --- building: SPEC section 3, exactly ---
+# --- building: docs/reference.md section 3, exactly ---
 
 
 def test_up_builds_spec_section_3(ctx):
@@ -210,7 +210,7 @@ def test_other_launch_errors_are_not_retried(make_ctx, clock):
     outcome = runner.apply(ctx, steps, runner.plan(ctx, steps))
     assert "creating instance aws-practice-nat-1a-stg failed: InvalidParameterValue" in str(outcome.failed["nat"])
     assert fault.failed == 1 and clock.pauses == []
-    assert outcome.skipped == {"routes": "nat"}
+    assert outcome.skipped == {"routes": "nat", "nat-leftovers": "routes"}
     assert live_instances() == []
 
 
@@ -358,7 +358,7 @@ def test_a_newer_ami_is_shown_by_status_and_never_replaces_the_instance(ctx, mak
     rows = runner.status(make_ctx(hooks=[("before-call.ssm.GetParameter", newer)]), steps)
     (row,) = [r for r in rows if r.kind == "instance"]
     assert row.sync == "in sync"
-    assert row.state == f"running; runs {running['ImageId']}, a new one would launch from ami-0123456789abcdef0 (latest Amazon Linux 2023 ({AL2023}))"
+    assert row.state == f"running; NAT setup unknown (no result on its console); runs {running['ImageId']}, a new one would launch from ami-0123456789abcdef0 (latest Amazon Linux 2023 ({AL2023}))"
     # up neither replaces the instance nor even asks which image is the latest.
     ctx2 = make_ctx(hooks=[("before-call.ssm.GetParameter", newer), ("before-call.*.*", calls)])
     assert runner.apply(ctx2, steps, runner.plan(ctx2, steps)).applied == []
@@ -366,13 +366,10 @@ def test_a_newer_ami_is_shown_by_status_and_never_replaces_the_instance(ctx, mak
     assert [i["InstanceId"] for i in live_instances()] == [running["InstanceId"]]
 
 
-def test_a_stopped_nat_is_reported_not_started(ctx, make_ctx):
+def test_a_stopped_nat_is_parked_not_drift_and_not_started(ctx, make_ctx):
     up(ctx)
-    instance_id = the_instance()["InstanceId"]
-    ec2().stop_instances(InstanceIds=[instance_id])
-    (report,) = plan(make_ctx)
-    assert report.action is Action.REPORT and str(report.fields[0]) == "state: stopped -> running"
-    assert f"aws ec2 start-instances --instance-ids {instance_id}" in report.note
+    ec2().stop_instances(InstanceIds=[the_instance()["InstanceId"]])
+    assert plan(make_ctx) == []
 
 
 def test_security_group_rules_added_and_extra_ones_removed_only_with_prune(ctx, make_ctx):
@@ -469,7 +466,7 @@ def test_a_baked_ami_named_in_the_env_file_is_launched_from(ctx, make_ctx, cfg, 
 def test_step_nat_alone_needs_its_iam_first(ctx):
     from awsprac.engine.errors import MissingPrerequisite
 
-    up(ctx, ["vpc", "subnets", "igw"])
+    up(ctx, ["vpc", "subnets", "igw", "public-routes"])
     steps = runner.resolve(["nat"])
     runner.plan(ctx, steps)
     with pytest.raises(MissingPrerequisite, match=r"step nat needs step nat-iam, which is not built yet: run `awsprac step nat-iam --env stg` first"):
@@ -517,9 +514,9 @@ def test_mode_switches_move_the_route_and_remove_what_the_old_mode_left(ctx, mak
     changes = plan(make_ctx, config=gateway)
     assert [(c.step, c.action, c.kind) for c in changes] == [
         ("nat", Action.CREATE, "elastic IP"), ("nat", Action.CREATE, "NAT gateway"),
-        ("nat", Action.DELETE, "instance"), ("nat", Action.DELETE, "security group"),
-        ("nat", Action.DELETE, "instance profile"), ("nat", Action.DELETE, "IAM role"),
         ("routes", Action.UPDATE, "route table"),
+        ("nat-leftovers", Action.DELETE, "instance"), ("nat-leftovers", Action.DELETE, "security group"),
+        ("nat-leftovers", Action.DELETE, "instance profile"), ("nat-leftovers", Action.DELETE, "IAM role"),
     ]
     assert all("nat.mode is gateway" in c.note for c in changes if c.action is Action.DELETE)
     sent = Sent()
@@ -528,7 +525,7 @@ def test_mode_switches_move_the_route_and_remove_what_the_old_mode_left(ctx, mak
     # the new way out first, then the old one; its role only once the instance using it is gone
     assert order("CreateNatGateway") < order("TerminateInstances") < order("DeleteSecurityGroup")
     assert order("TerminateInstances") < order("DeleteInstanceProfile") < order("DeleteRole")
-    assert order("CreateNatGateway") < order("ReplaceRoute")
+    assert order("CreateNatGateway") < order("ReplaceRoute") < order("TerminateInstances")
     assert state_of_the_nat(vpc_id) == {"instances": 0, "gateways": 1, "addresses": 1, "groups": 0, "roles": 0}
     assert private_route().startswith("nat-")
     assert plan(make_ctx, config=gateway) == []
@@ -603,10 +600,11 @@ def test_destroy_goes_in_order_and_leaves_nothing_owned(ctx, make_ctx, clock):
     ctx2 = make_ctx(hooks=[sent.hook])
     steps = runner.resolve(STEPS)
     planned = runner.teardown_plan(ctx2, steps)
-    assert [(c.step, c.kind) for c in planned.changes if c.step in ("routes", "nat", "nat-iam")] == [
-        ("routes", "route table"), ("routes", "route table"),
+    assert [(c.step, c.kind) for c in planned.changes if c.step in ("routes", "nat", "nat-iam", "public-routes")] == [
+        ("routes", "route table"),
         ("nat", "instance"), ("nat", "security group"),
         ("nat-iam", "instance profile"), ("nat-iam", "IAM role"),
+        ("public-routes", "route table"),
     ]
     assert runner.destroy(ctx2, steps, planned).ok
     writes = [n for n in sent.names if not n.startswith(("Describe", "Get", "List"))]
@@ -696,3 +694,38 @@ def test_the_baked_ami_is_kept_unless_asked(ctx, make_ctx):
     assert runner.destroy(ctx2, steps, planned).ok
     assert client.describe_images(Owners=["self"])["Images"] == []
     assert snapshot not in [s["SnapshotId"] for s in client.describe_snapshots(OwnerIds=["self"])["Snapshots"]]
+
+
+def test_under_strict_aws_the_nat_instance_is_launched_with_its_subnet_online(make_ctx, strict_aws):
+    """Its user data installs packages at first boot, once: the public route table, its route to the internet
+    gateway and its association exist before RunInstances (step public-routes is a prerequisite of nat).
+    The public subnets' associations hold back (up to 3 s) for a launch: one made meanwhile is offline."""
+    import threading
+
+    launched = threading.Event()
+
+    def hold(**kwargs):
+        launched.wait(3)
+
+    held = [("after-call.ec2.RunInstances", lambda **kw: launched.set()), ("before-call.ec2.AssociateRouteTable", hold)]
+    up(make_ctx(hooks=held))
+    assert live_instances() and strict_aws.offline == [] and strict_aws.gaps == [] and strict_aws.refused == []
+
+
+def test_destroy_include_ami_under_strict_aws_removes_the_image_and_its_snapshots(ctx, make_ctx, strict_aws):
+    """AWS answers InvalidSnapshot.InUse for a while to a DeleteSnapshot right after DeregisterImage:
+    the snapshots go with the image (DeleteAssociatedSnapshots)."""
+    up(ctx)
+    client = ec2()
+    image_id = client.create_image(
+        InstanceId=the_instance()["InstanceId"], Name="aws-practice-nat-instance",
+        TagSpecifications=[{"ResourceType": "image", "Tags": tags.as_list({"Name": "aws-practice-nat-instance", **OWNED})}],
+    )["ImageId"]
+    snapshot = client.describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    ctx2 = make_ctx(include_ami=True)
+    steps = runner.resolve(STEPS)
+    outcome = runner.destroy(ctx2, steps, runner.teardown_plan(ctx2, steps))
+    assert outcome.ok, outcome.failed
+    assert client.describe_images(Owners=["self"])["Images"] == []
+    assert snapshot not in [s["SnapshotId"] for s in client.describe_snapshots(OwnerIds=["self"])["Snapshots"]]
+    assert strict_aws.refused == []

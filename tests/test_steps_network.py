@@ -11,7 +11,7 @@ from conftest import build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-NETWORK = ["vpc", "subnets", "igw"]  # the steps of SPEC section 2; other steps have their own tests
+NETWORK = ["vpc", "subnets", "igw"]  # the steps of docs/reference.md section 2; other steps have their own tests
 
 
 def ec2():
@@ -175,7 +175,7 @@ def test_teardown_deletes_in_reverse_order_and_only_what_is_owned(ctx, make_ctx)
     up(ctx, NETWORK)
     client = ec2()
     vpc_id = ctx.observed["vpc"].id
-    # A person's own subnet in our VPC, and a foreign VPC that merely looks like ours.
+    # A foreign VPC that merely looks like ours (a person's subnet inside ours: the test below).
     foreign_vpc = client.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "aws-practice-stg-copy"}]}])["Vpc"]["VpcId"]
     sent = []
     ctx2 = make_ctx(hooks=[("before-call.ec2.*", lambda model, **kw: sent.append(model.name))])
@@ -190,6 +190,28 @@ def test_teardown_deletes_in_reverse_order_and_only_what_is_owned(ctx, make_ctx)
     assert [v["VpcId"] for v in client.describe_vpcs()["Vpcs"] if v["VpcId"] in (vpc_id, foreign_vpc)] == [foreign_vpc]
     # run again: nothing left, nothing to do
     assert runner.teardown_plan(make_ctx(), runner.resolve(NETWORK)).changes == []
+
+
+def test_teardown_keeps_our_vpc_while_a_persons_own_subnet_is_in_it(ctx, make_ctx, clock):
+    """AWS deletes no VPC that has subnets, and someone else's subnet is not ours to delete: the VPC is
+    kept (saying which subnet and what to do), everything else of the env goes, nothing waits on AWS."""
+    up(ctx, NETWORK)
+    client = ec2()
+    vpc_id = ctx.observed["vpc"].id
+    client.associate_vpc_cidr_block(VpcId=vpc_id, CidrBlock="10.1.0.0/16")  # ours is all split into our subnets
+    theirs = client.create_subnet(VpcId=vpc_id, CidrBlock="10.1.0.0/24", TagSpecifications=[{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": "someones-own"}]}])["Subnet"]["SubnetId"]
+    sent = []
+    ctx2 = make_ctx(hooks=[("before-call.ec2.*", lambda model, **kw: sent.append(model.name))])
+    planned = runner.teardown_plan(ctx2, runner.resolve(NETWORK))
+    assert [(c.action, c.kind) for c in planned.changes] == [(Action.DELETE, "internet gateway")] + [(Action.DELETE, "subnet")] * 4 + [(Action.REPORT, "vpc")]
+    assert planned.changes[-1].note == (
+        f"kept: it holds subnet(s) env stg does not own (someones-own {theirs}), and AWS deletes no VPC with subnets; "
+        "delete them if nobody needs them (aws ec2 delete-subnet --subnet-id ID), then `awsprac destroy --env stg` again")
+    assert runner.destroy(ctx2, runner.resolve(NETWORK), planned).ok
+    assert "DeleteVpc" not in sent and sent.count("DeleteSubnet") == 4
+    assert client.describe_subnets(SubnetIds=[theirs])["Subnets"] and client.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
+    client.delete_subnet(SubnetId=theirs)
+    assert [(c.action, c.id) for c in runner.teardown_plan(make_ctx(), runner.resolve(NETWORK)).changes] == [(Action.DELETE, vpc_id)]
 
 
 def test_teardown_leaves_a_same_named_but_unowned_resource(ctx, make_ctx):

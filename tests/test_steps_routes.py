@@ -1,4 +1,4 @@
-"""Step routes against in-process moto: SPEC section 4, routes reconciled by destination, the main table
+"""Step routes against in-process moto: docs/reference.md section 4, routes reconciled by destination, the main table
 taken and given back, associations moved. A blackhole route (moto never shows one) is injected."""
 
 import boto3
@@ -12,8 +12,8 @@ from conftest import build
 
 REGION = "ap-northeast-1"
 OWNED = {"awsprac:project": "aws-practice", "awsprac:env": "stg"}
-# SPEC sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
-STEPS = ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"]
+# docs/reference.md sections 2-4: these steps and their prerequisites (the database's steps have their own tests).
+STEPS = ["vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes"]
 PUBLIC, PRIVATE = "aws-practice-rtb-public-stg", "aws-practice-rtb-private-stg"
 
 
@@ -182,7 +182,7 @@ def test_route_table_creates_carry_a_token_and_their_tags(make_ctx):
 
 def test_teardown_of_routes_gives_the_main_role_back(built, make_ctx):
     ctx = make_ctx()
-    steps = runner.resolve(["routes"])
+    steps = runner.resolve(["public-routes", "routes"])
     planned = runner.teardown_plan(ctx, steps)
     assert [(c.action, c.name) for c in planned.changes] == [(Action.DELETE, PRIVATE), (Action.DELETE, PUBLIC)]
     assert runner.destroy(ctx, steps, planned).ok
@@ -196,7 +196,7 @@ def test_teardown_when_the_original_main_table_is_gone_uses_another(built, make_
     spare = client.create_route_table(VpcId=built["vpc"])["RouteTable"]["RouteTableId"]
     client.delete_route_table(RouteTableId=built["original_main"])
     ctx = make_ctx()
-    steps = runner.resolve(["routes"])
+    steps = runner.resolve(["public-routes", "routes"])
     assert runner.destroy(ctx, steps, runner.teardown_plan(ctx, steps)).ok
     assert main_of(built["vpc"])[0] == spare
 
@@ -205,7 +205,7 @@ def test_teardown_with_no_table_to_take_the_main_role_leaves_it_to_the_vpc(built
     """The main table cannot be deleted; AWS deletes it with the VPC. (moto refuses that VPC delete: not run here.)"""
     ec2().delete_route_table(RouteTableId=built["original_main"])
     ctx = make_ctx()
-    steps = runner.resolve(["routes"])
+    steps = runner.resolve(["public-routes", "routes"])
     planned = runner.teardown_plan(ctx, steps)
     assert [(c.action, c.name) for c in planned.changes] == [(Action.REPORT, PRIVATE), (Action.DELETE, PUBLIC)]
     assert "it is the VPC's main route table and no other table can take that role; it goes with the VPC" in planned.changes[0].note
@@ -213,26 +213,23 @@ def test_teardown_with_no_table_to_take_the_main_role_leaves_it_to_the_vpc(built
     assert [t["RouteTableId"] for t in tables(built["vpc"])] == [table(PRIVATE)["RouteTableId"]]
 
 
-def test_the_two_tables_and_each_ones_route_and_associations_are_written_at_once(ctx, make_ctx):
-    """About 2 round trips instead of 10 in series: both creates are in flight together, then all seven writes
-    that follow them (2 routes, 4 associations, the main association). Proven with barriers, not with time:
-    a barrier is only passed when that many calls wait at it at once, so writes made in series break it."""
+def test_the_public_table_is_made_first_then_the_private_tables_route_and_associations_are_written_at_once(ctx, make_ctx):
+    """The public table, its route and associations exist before the NAT (step public-routes, a prerequisite
+    of step nat). The private table's four writes after its create (route, 2 associations, the main
+    association) go at once: proven with a barrier, which only passes when that many calls wait at it."""
     import threading
 
-    up(ctx, ["vpc", "subnets", "igw", "nat-iam", "nat"])
-    creates, rest = threading.Barrier(2, timeout=10), threading.Barrier(7, timeout=10)
+    up(ctx, ["vpc", "subnets", "igw", "public-routes"])
+    assert table(PUBLIC)["Associations"] and [r for r in table(PUBLIC)["Routes"] if r.get("GatewayId", "").startswith("igw-")]
+    up(make_ctx(), ["nat-iam", "nat"])
+    rest = threading.Barrier(4, timeout=60)
     seen = []
 
-    def meet(barrier):
-        def hook(model, **kwargs):
-            seen.append(model.name)
-            barrier.wait()
-        return hook
+    def hook(model, **kwargs):
+        seen.append(model.name)
+        rest.wait()
 
-    hooks = [("before-call.ec2.CreateRouteTable", meet(creates))] + [
-        (f"before-call.ec2.{name}", meet(rest)) for name in ("CreateRoute", "AssociateRouteTable", "ReplaceRouteTableAssociation")
-    ]
+    hooks = [(f"before-call.ec2.{name}", hook) for name in ("CreateRoute", "AssociateRouteTable", "ReplaceRouteTableAssociation")]
     up(make_ctx(hooks=hooks), ["routes"])
-    assert sorted(seen[:2]) == ["CreateRouteTable"] * 2
-    assert sorted(seen[2:]) == sorted(["CreateRoute"] * 2 + ["AssociateRouteTable"] * 4 + ["ReplaceRouteTableAssociation"])
+    assert sorted(seen) == sorted(["CreateRoute"] + ["AssociateRouteTable"] * 2 + ["ReplaceRouteTableAssociation"])
     assert plan(make_ctx) == []

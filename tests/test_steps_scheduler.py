@@ -1,4 +1,4 @@
-"""Step `scheduler` against in-process moto: SPEC section 8 exactly, the role-not-yet-assumable retry,
+"""Step `scheduler` against in-process moto: docs/reference.md section 8 exactly, the role-not-yet-assumable retry,
 full-schedule updates, the group never re-created, least privilege, teardown."""
 
 import dataclasses

@@ -54,6 +54,84 @@ def parse(folder):
     return imports, resources, texts
 
 
+ASSIGNMENT = re.compile(r'^(\s*)("(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_-]*)( *)=(?!=) ?(.*)$')
+
+
+def _net_brackets(text: str) -> int:
+    depth, quoted, escaped = 0, False, False
+    for ch in text:
+        if quoted:
+            escaped, quoted = (not escaped and ch == "\\"), quoted and (escaped or ch != '"')
+        elif ch == '"':
+            quoted = True
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+    return depth
+
+
+def fmt_alignment_problems(text: str) -> list[str]:
+    """`terraform fmt`'s `=` rule, checked independently of the writer: consecutive lines that each hold a
+    whole `key = value` have their `=` in one column, one space after the longest key; a line whose value
+    opens a bracket it does not close has one space before `=` and ends the run (as do blank lines,
+    comments, block headers and closing brackets)."""
+    problems: list[str] = []
+    run: list[tuple[int, str, int]] = []  # (line number, text, length of indent + key)
+
+    def close() -> None:
+        width = max((key for _, _, key in run), default=0)
+        problems.extend(f"{n}: {line!r}: `=` not one space after the run's longest key" for n, line, key in run
+                        if line.index("=", key) != width + 1)
+        run.clear()
+
+    for n, line in enumerate(text.splitlines(), 1):
+        m = ASSIGNMENT.match(line)
+        if m is None:
+            close()
+            continue
+        key = len(m.group(1)) + len(m.group(2))
+        if _net_brackets(m.group(4)) > 0:
+            close()
+            if m.group(3) != " ":
+                problems.append(f"{n}: {line!r}: a value over several lines takes one space before `=`")
+        else:
+            run.append((n, line, key))
+    close()
+    return problems
+
+
+def test_the_alignment_check_knows_terraform_fmt():
+    assert fmt_alignment_problems('  a   = 1\n  bcd = "x = y"\n\n  e = [\n    1,\n  ]\n  fg = 2\n') == []
+    assert fmt_alignment_problems("  a = 1\n  bcd = 2\n") != []  # not aligned
+    assert fmt_alignment_problems("  a    = 1\n  bcd  = 2\n") != []  # two spaces after the longest key
+    assert fmt_alignment_problems("  a    = 1\n  tags = {\n  }\n") != []  # an opener padded to the run
+
+
+def test_written_files_are_what_terraform_fmt_writes(tmp_path):
+    f = tf.TfFile("x.tf", "comment")
+    f.add(tf.Resource("aws_db_instance", "main", {
+        "identifier": "db",
+        "tags": {"Name": "db", "awsprac:env": "stg"},  # several lines, in the middle of one-line values
+        "allocated_storage": 20,
+        "policy": tf.jsonencode({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["a", "b"]}]}),
+        "performance_insights_retention_period": 7,
+        "x": "y",
+    }, "db"))
+    text = tf.render(f)
+    assert fmt_alignment_problems(text) == []
+    hcl2.loads(text)
+    import shutil
+    import subprocess
+
+    exe = shutil.which("terraform")
+    if exe is None:
+        pytest.skip("terraform is not installed: the alignment check above stands in for `terraform fmt -check`")
+    (tmp_path / "x.tf").write_text(text)
+    done = subprocess.run([exe, "fmt", "-check", "-diff", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
+
+
 def export(ctx, folder, force=False):
     result = terraform.build(ctx)
     tf.write(result, folder, force)
@@ -92,6 +170,7 @@ def test_every_resource_awsprac_built_is_imported_with_its_terraform_type_and_id
     result = export(ctx, tmp_path / "tf")
     assert result.skipped == []
     imports, resources, texts = parse(tmp_path / "tf")
+    assert {name: fmt_alignment_problems(text) for name, text in texts.items()} == {name: [] for name in texts}
     assert sorted(texts) == ["database.tf", "ecr.tf", "nat.tf", "network.tf", "providers.tf", "routes.tf", "scheduler.tf", "secrets.tf"]
 
     vpc_id, vpc = ec2_id("describe_vpcs", "Vpcs", "VpcId", "aws-practice-stg")
@@ -140,7 +219,11 @@ def test_every_resource_awsprac_built_is_imported_with_its_terraform_type_and_id
             matching = [a for a, i in imports.items() if i == rule["SecurityGroupRuleId"]]
             assert len(matching) == 1 and matching[0].startswith(f"aws_vpc_security_group_{kind}_rule.{label}_"), rule
             expected[matching[0]] = rule["SecurityGroupRuleId"]
-            assert resources[matching[0]]["cidr_ipv4"] == rule["CidrIpv4"] and resources[matching[0]]["ip_protocol"] == "-1"
+            if rule.get("ReferencedGroupInfo"):  # the DB's: 5432 from the NAT's group (database.tunnel)
+                assert (label, resources[matching[0]]["referenced_security_group_id"]) == ("db", nat_sg["GroupId"])
+                assert (resources[matching[0]]["ip_protocol"], resources[matching[0]]["from_port"]) == ("tcp", 5432)
+            else:
+                assert resources[matching[0]]["cidr_ipv4"] == rule["CidrIpv4"] and resources[matching[0]]["ip_protocol"] == "-1"
             assert resources[matching[0]]["security_group_id"] == {"expr": f"aws_security_group.{label}.id"}
     assert len([a for a in expected if a.startswith("aws_vpc_security_group_ingress_rule.nat_")]) == 2
     assert imports == expected
@@ -180,7 +263,9 @@ def test_every_resource_awsprac_built_is_imported_with_its_terraform_type_and_id
     assert r["db_subnet_group_name"] == {"expr": "aws_db_subnet_group.main.name"}
     assert r["parameter_group_name"] == {"expr": "aws_db_parameter_group.main.name"}
     assert r["vpc_security_group_ids"] == [{"expr": "aws_security_group.db.id"}]
-    assert r["lifecycle"][0]["ignore_changes"] == ["password"]
+    assert r["lifecycle"][0]["ignore_changes"] == ["password", "final_snapshot_identifier"]
+    # A second destroy must not collide with the first one's final snapshot: the name carries the time.
+    assert r["final_snapshot_identifier"] == {"expr": 'format("%s-final-%s", "aws-practice-stg", formatdate("YYYYMMDD-hhmmss", timestamp()))'}
     assert "password" not in r and "manage_master_user_password" not in r
     assert sorted(x["expr"] for x in resources["aws_db_subnet_group.main"]["subnet_ids"]) == ["aws_subnet.private_1a.id", "aws_subnet.private_1c.id"]
     assert resources["aws_db_parameter_group.main"]["family"] == "postgres17"
@@ -213,9 +298,10 @@ def test_every_resource_awsprac_built_is_imported_with_its_terraform_type_and_id
 def test_gateway_mode_exports_the_elastic_ip_and_nat_gateway(make_ctx, cfg, tmp_path):
     gateway = dataclasses.replace(cfg, nat=dataclasses.replace(cfg.nat, mode="gateway"))
     ctx = make_ctx(config=gateway)
-    up(ctx, ["vpc", "subnets", "igw", "nat", "routes"])
+    up(ctx, ["vpc", "subnets", "igw", "public-routes", "nat", "routes"])
     result = export(ctx, tmp_path / "tf")
-    imports, resources, _ = parse(tmp_path / "tf")
+    imports, resources, texts = parse(tmp_path / "tf")
+    assert {name: fmt_alignment_problems(text) for name, text in texts.items()} == {name: [] for name in texts}
     (gw,) = client("ec2").describe_nat_gateways(Filter=[{"Name": "tag:Name", "Values": ["aws-practice-nat-1a-stg"]}])["NatGateways"]
     allocation = gw["NatGatewayAddresses"][0]["AllocationId"]
     assert imports["aws_eip.nat"] == allocation and imports["aws_nat_gateway.nat"] == gw["NatGatewayId"]
@@ -288,7 +374,7 @@ def test_cli_writes_the_folder_refuses_to_overwrite_and_prints_json(mocked, cfg,
 
 
 def test_export_only_reads(make_ctx, calls, tmp_path):
-    up(make_ctx(), ["vpc", "subnets", "igw", "nat-iam", "nat", "routes"])
+    up(make_ctx(), ["vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes"])
     ctx = make_ctx(hooks=[("before-call.*.*", calls)])
     export(ctx, tmp_path / "tf")
     assert calls.names and calls.writes == []

@@ -19,7 +19,6 @@ from awsprac.engine.errors import ConfigError, UsageError
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 ACCOUNT = re.compile(r"^\d{12}$")
 
 
@@ -57,6 +56,8 @@ class Database:
     publicly_accessible: bool = False
     backup_retention_days: int = 1
     backup_window: str = "16:00-19:00"
+    # Weekly, UTC; AWS refuses one that overlaps the backup window, and picks one at random if none is sent.
+    maintenance_window: str = "tue:20:00-tue:20:30"
     copy_tags_to_snapshot: bool = True
     storage_encrypted: bool = True
     performance_insights: bool = True
@@ -65,6 +66,11 @@ class Database:
     deletion_protection: bool = False
     # Modifications now, or at the next maintenance window (`up --apply-immediately` overrides).
     apply_immediately: bool = True
+    # `awsprac db tunnel`: the DB security group lets the NAT instance in on the port (the guide's bastion
+    # rule). Unset in the env file: on, except in env prd (tunnel_default).
+    tunnel: bool = True
+    # `awsprac db create-app-user`: the app's own login role, instead of the master user.
+    app_username: str = "aws_practice"
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ class Scheduler:
     stop_expression: str = "cron(30 5 ? * SUN *)"
 
 
-# The keys of the DB secret rds-main-{env} (SPEC section 6).
+# The keys of the DB secret rds-main-{env} (docs/reference.md, section 6).
 DB_SECRET_KEYS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER_NAME", "DB_PASSWORD")
 # The API reads DB_USERNAME; the secret's key is DB_USER_NAME (the guide's own mismatch).
 DEFAULT_APP_SECRETS = (
@@ -99,7 +105,7 @@ DEFAULT_APP_SECRETS = (
 
 @dataclass(frozen=True)
 class App:
-    """The API on ECS Fargate behind an ALB (SPEC section 11); off by default (an ALB alone is ~$18/month)."""
+    """The API on ECS Fargate behind an ALB (the README's "Run the API"); off by default (an ALB alone is ~$18/month)."""
 
     enabled: bool = False
     cpu: int = 256
@@ -144,7 +150,7 @@ class EnvConfig:
         return f"{self.project}-igw-{self.env}"
 
     def name(self, template: str) -> str:
-        """Expand a SPEC name pattern such as '{project}-nat-{env}'."""
+        """Expand a name pattern of docs/reference.md such as '{project}-nat-{env}'."""
         return template.format(project=self.project, env=self.env)
 
 
@@ -192,6 +198,8 @@ def parse(raw: dict, path: Path, env: str) -> EnvConfig:
         else:
             raise ConfigError(path, key, f"unknown key (known: {', '.join((*TOP_LEVEL, *SECTIONS))})")
     cfg = EnvConfig(env=env, path=path, **top, **sections)
+    if "tunnel" not in (raw.get("database") or {}) and cfg.database.tunnel != tunnel_default(env):
+        cfg = dataclasses.replace(cfg, database=dataclasses.replace(cfg.database, tunnel=tunnel_default(env)))
     validate(cfg)
     return cfg
 
@@ -207,6 +215,11 @@ def _app_secrets(values: dict, path: Path) -> dict:
         if not isinstance(key, str):
             raise ConfigError(path, f"app.secrets.{var}", f"must be a key of the DB secret (a string), got {key!r}")
     return {**values, "secrets": [[var, key] for var, key in table.items()]}
+
+
+def tunnel_default(env: str) -> bool:
+    """`database.tunnel` when the env file does not say: the bastion rule stays out of production."""
+    return env != "prd"
 
 
 def _build(cls, values: dict, path: Path, section: str):
@@ -245,8 +258,11 @@ def validate(cfg: EnvConfig) -> None:
     """Checks that need more than one value, or more than a type."""
     if not PROJECT_NAME.match(cfg.project):
         _fail(cfg, "project", f"{cfg.project!r} must be 3-32 lower-case letters, digits and '-'")
-    if not REGION.match(cfg.region):
-        _fail(cfg, "region", f"{cfg.region!r} is not an AWS region name (like ap-northeast-1)")
+    from awsprac import known  # local: keeps config import light
+
+    why = known.region_problem(cfg.region)
+    if why:
+        _fail(cfg, "region", why)
     if cfg.account_id and not ACCOUNT.match(cfg.account_id):
         _fail(cfg, "account_id", f"{cfg.account_id!r} must be 12 digits")
     validate_network(cfg)
@@ -256,6 +272,7 @@ def validate(cfg: EnvConfig) -> None:
     if nat.ami_owner and not ACCOUNT.match(nat.ami_owner):
         _fail(cfg, "nat.ami_owner", f"{nat.ami_owner!r} must be 12 digits")
     db = cfg.database
+    validate_database(cfg)
     if db.availability_zone not in cfg.network.azs:
         _fail(cfg, "database.availability_zone", f"{db.availability_zone!r} is not one of network.azs {list(cfg.network.azs)}")
     if not 20 <= db.allocated_storage <= 65536:
@@ -266,6 +283,7 @@ def validate(cfg: EnvConfig) -> None:
         _fail(cfg, "database.backup_retention_days", f"{db.backup_retention_days} must be 0..35")
     if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", db.backup_window):
         _fail(cfg, "database.backup_window", f"{db.backup_window!r} must look like 16:00-19:00 (UTC)")
+    _check_maintenance_window(cfg)
     pi = db.performance_insights_retention_days
     if pi not in (7, 731) and not (pi % 31 == 0 and 31 <= pi <= 713):
         _fail(cfg, "database.performance_insights_retention_days", f"{pi} must be 7, a multiple of 31 up to 713, or 731")
@@ -273,6 +291,10 @@ def validate(cfg: EnvConfig) -> None:
         _fail(cfg, "database.port", f"{db.port} is not a port")
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", db.db_name):
         _fail(cfg, "database.db_name", f"{db.db_name!r} must start with a letter: letters, digits, '_'")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", db.app_username):
+        _fail(cfg, "database.app_username", f"{db.app_username!r} must be lower-case letters, digits and '_', starting with a letter or '_'")
+    if db.app_username == db.master_username:
+        _fail(cfg, "database.app_username", f"{db.app_username!r} is the master user: the app needs a role of its own")
     if not 0 <= cfg.secrets.recovery_window_days <= 30 or cfg.secrets.recovery_window_days in range(1, 7):
         _fail(cfg, "secrets.recovery_window_days", f"{cfg.secrets.recovery_window_days} must be 7..30 (or 0 for immediate deletion)")
     if cfg.ecr.tag_mutability not in ("IMMUTABLE", "MUTABLE"):
@@ -281,7 +303,44 @@ def validate(cfg: EnvConfig) -> None:
         _fail(cfg, "ecr.encryption", f"{cfg.ecr.encryption!r} must be AES256 or KMS")
     if cfg.ecr.keep_images < 1:
         _fail(cfg, "ecr.keep_images", f"{cfg.ecr.keep_images} must be at least 1")
+    validate_scheduler(cfg)
     validate_app(cfg)
+
+
+def validate_database(cfg: EnvConfig) -> None:
+    from awsprac import known
+
+    db = cfg.database
+    why = known.engine_problem(db.engine)
+    if why:
+        _fail(cfg, "database.engine", why)
+    why = known.engine_major_problem(db.engine, db.engine_major)
+    if why:
+        _fail(cfg, "database.engine_major", why)
+    if not re.fullmatch(r"db\.[a-z0-9-]+\.[a-z0-9-]+", db.instance_class):
+        _fail(cfg, "database.instance_class", f"{db.instance_class!r} is not an RDS instance class: they look like db.t4g.micro (with the db. prefix)")
+
+
+def validate_scheduler(cfg: EnvConfig) -> None:
+    """What EventBridge Scheduler would refuse, refused here (checked even while the schedules are off)."""
+    import zoneinfo
+
+    from awsprac import known
+
+    s = cfg.scheduler
+    # The tz database's own files that are not zone names (listing every zone costs ~0.2 s: not done).
+    known_zone = not s.timezone.startswith(("posix/", "right/")) and s.timezone not in ("localtime", "Factory", "posixrules")
+    try:
+        zoneinfo.ZoneInfo(s.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # not found, not a key, not a zone file
+        known_zone = False
+    if not known_zone:
+        _fail(cfg, "scheduler.timezone", f"{s.timezone!r} is not an IANA time zone name (like Asia/Tokyo or UTC)")
+    for key in ("start_expression", "stop_expression"):
+        value = getattr(s, key)
+        why = known.expression_problem(value)
+        if why:
+            _fail(cfg, f"scheduler.{key}", f"{value!r}: {why}")
 
 
 # Fargate's cpu units and the memory (MiB) each allows.
@@ -344,3 +403,29 @@ def validate_network(cfg: EnvConfig) -> None:
         split(net.vpc_cidr, len(net.azs) * 2)
     except SubnetSplitError as exc:
         _fail(cfg, "network.vpc_cidr", f"{net.vpc_cidr!r}: {exc}")
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEK = 7 * 24 * 60
+
+
+def _check_maintenance_window(cfg: EnvConfig) -> None:
+    db, key = cfg.database, "database.maintenance_window"
+    match = re.fullmatch(r"(\w{3}):([01]\d|2[0-3]):([0-5]\d)-(\w{3}):([01]\d|2[0-3]):([0-5]\d)", db.maintenance_window.lower())
+    if not match or match.group(1) not in DAYS or match.group(4) not in DAYS:
+        _fail(cfg, key, f"{db.maintenance_window!r} must look like tue:20:00-tue:20:30 (weekly, UTC)")
+    d0, h0, m0, d1, h1, m1 = match.groups()
+    start = DAYS.index(d0) * 1440 + int(h0) * 60 + int(m0)
+    end = DAYS.index(d1) * 1440 + int(h1) * 60 + int(m1)
+    end += WEEK if end <= start else 0
+    if end - start < 30:
+        _fail(cfg, key, f"{db.maintenance_window!r} must last at least 30 minutes")
+    if windows_overlap(db.backup_window, start, end):
+        _fail(cfg, key, f"{db.maintenance_window!r} overlaps database.backup_window {db.backup_window} (AWS refuses windows that overlap): move one of them")
+
+
+def windows_overlap(backup: str, start: int, end: int) -> bool:
+    """The daily backup window 'hh:mm-hh:mm' against a weekly window [start, end) in minutes from Monday 00:00 UTC."""
+    b0, b1 = (int(t[:2]) * 60 + int(t[3:]) for t in backup.split("-"))
+    b1 += 1440 if b1 <= b0 else 0
+    return any(day * 1440 + b0 < end + shift and start + shift < day * 1440 + b1 for day in range(-1, 8) for shift in (-WEEK, 0, WEEK))

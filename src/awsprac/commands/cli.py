@@ -15,10 +15,10 @@ import click
 
 from awsprac import steps
 from awsprac.engine.app import Settings
-from awsprac.engine.options import ENV_OPTION, JSON_OPTION, app_for, global_options
+from awsprac.engine.options import ENV_OPTION, JSON_OPTION, Group, app_for, global_options, shown_global_options
 
 
-class _Root(click.Group):
+class _Root(Group):
     """The root group: its own commands, and the families' groups, imported only when run (their short
     help for `awsprac --help` comes from the registry, so listing them imports nothing)."""
 
@@ -46,7 +46,7 @@ class _Root(click.Group):
 
 @click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="awsprac", message="awsprac %(version)s")
-@global_options
+@shown_global_options
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Build a production-shaped AWS environment with one idempotent command, and keep it right.
@@ -70,7 +70,7 @@ def cli(ctx: click.Context) -> None:
 @click.option("--force", is_flag=True, help="Overwrite existing env files.")
 @global_options
 def init(stg_account: str, prd_account: str, force: bool) -> None:
-    """Write envs/stg.toml and envs/prd.toml with SPEC's defaults, commented."""
+    """Write envs/stg.toml and envs/prd.toml with the defaults of docs/reference.md, commented."""
     from awsprac.commands import lifecycle
 
     lifecycle.init(click.get_current_context().find_object(Settings), {"stg": stg_account, "prd": prd_account}, force)
@@ -79,15 +79,17 @@ def init(stg_account: str, prd_account: str, force: bool) -> None:
 @cli.command()
 @ENV_OPTION
 @JSON_OPTION
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when nothing would change, 2 when there are changes or drift, 1 on an error (Terraform's convention).")
 @global_options
-def plan(env: str, as_json: bool) -> None:
+def plan(env: str, as_json: bool, detailed_exitcode: bool) -> None:
     """Show what `up` would create, change or report, touching nothing.
 
     Lines read `+` create, `~` update (or adopt a hand-made resource), `!` drift to fix by hand.
     """
     from awsprac.commands import lifecycle
 
-    lifecycle.plan(app_for(env), as_json)
+    lifecycle.plan(app_for(env), as_json, detailed_exitcode)
 
 
 UP_OPTIONS = [
@@ -224,7 +226,7 @@ def cost(env: str, as_json: bool, nat_gb: float) -> None:
     costing.command(app_for(env), as_json, nat_gb)
 
 
-@cli.group()
+@cli.group(cls=Group)
 def export() -> None:
     """Hand the env over to other tools: Terraform import blocks and matching resources."""
 
@@ -264,6 +266,21 @@ def doctor(env: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script (commands, options, env names from envs/, step names).
+
+    \b
+      bash:  awsprac completion bash > ~/.local/share/bash-completion/completions/awsprac
+      zsh:   awsprac completion zsh > "${fpath[1]}/_awsprac"
+      fish:  awsprac completion fish > ~/.config/fish/completions/awsprac.fish
+    """
+    from awsprac.commands import completion as completing
+
+    click.echo(completing.script(cli, shell))
+
+
+@cli.command()
 @click.option("--port", default=0, show_default="a free port", help="Port on 127.0.0.1.")
 def sandbox(port: int) -> None:
     """Keep a local AWS emulation running in the foreground, for other terminals to use.
@@ -277,31 +294,39 @@ def sandbox(port: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and an exit code for every known failure; no traceback unless --debug."""
+    from awsprac.commands.completion import answer_if_asked
     from awsprac.engine.errors import AwspracError
 
+    answer_if_asked(cli)
     settings = None
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `plan --detailed-exitcode` keeps 2 for "changes": every error, bad input included, is then 1
+    fail = _fail_detailed if "--detailed-exitcode" in args else _fail
     try:
-        with cli.make_context("awsprac", list(sys.argv[1:] if argv is None else argv)) as ctx:
+        with cli.make_context("awsprac", args) as ctx:
             settings = ctx.find_object(Settings)
             cli.invoke(ctx)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `awsprac` (or `awsprac nat`): the usage, not an error
+        click.echo(exc.ctx.get_help())
+        sys.exit(0)
     except click.exceptions.Abort:
-        _fail("aborted, nothing changed", 1)
+        fail("aborted, nothing changed", 1)
     except click.ClickException as exc:
-        _fail(_click_message(exc), exc.exit_code)
+        fail(_click_message(exc), exc.exit_code)
     except AwspracError as exc:
         if settings is not None and settings.debug:
             raise
         if str(exc):
-            _fail(str(exc), exc.exit_code)
+            fail(str(exc), exc.exit_code)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted: run the same command again to finish (every step is safe to repeat)", 130)
+        fail("interrupted: run the same command again to finish (every step is safe to repeat)", 130)
     except Exception as exc:  # a bug: say so in one line, full traceback only on request
         if settings is not None and settings.debug:
             raise
-        _fail(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for a traceback, and please report it)", 1)
+        fail(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for a traceback, and please report it)", 1)
 
 
 def _click_message(exc: click.ClickException) -> str:
@@ -315,3 +340,7 @@ def _click_message(exc: click.ClickException) -> str:
 def _fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def _fail_detailed(message: str, code: int) -> None:
+    _fail(message, 1 if code == 2 else code)

@@ -75,19 +75,16 @@ def command(app, as_json: bool, nat_gb: float) -> None:
 
 
 def show(report, result: dict, title: str) -> None:
-    from rich.table import Table
-
     from awsprac import steps
+    from awsprac.engine.layout import Column
 
-    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
-    for column in ("resource", "name", "state", "running", "parked", "how"):
-        table.add_column(column, overflow="fold", justify="right" if column in ("running", "parked") else "left")
-    for r in result["resources"]:
-        table.add_row(r["kind"], r["name"], r["state"], f"${r['running']:.2f}", f"${r['parked']:.2f}", r["basis"])
+    columns = [Column("resource"), Column("name"), Column("state"), Column("running", right=True), Column("parked", right=True),
+               Column("how", wrap=True)]
+    rows = [[(r["kind"], ""), (r["name"], ""), (r["state"], ""), (f"${r['running']:.2f}", ""), (f"${r['parked']:.2f}", ""), (r["basis"], "")]
+            for r in result["resources"]]
     t = result["totals"]
-    table.add_section()
-    table.add_row("total", "", "", f"${t['running']:.2f}", f"${t['parked']:.2f}", f"now: ${t['now']:.2f}/month")
-    report.out.print(table)
+    rows.append([("total", ""), ("", ""), ("", ""), (f"${t['running']:.2f}", ""), (f"${t['parked']:.2f}", ""), (f"now: ${t['now']:.2f}/month", "")])
+    report.table(title, columns, rows, head=3)
     if not result["resources"]:
         report.line(f"nothing built in env {result['env']} that costs money: `awsprac up --env {result['env']}` builds it")
     for step in steps.all_steps():

@@ -144,6 +144,17 @@ def _owned_databases(scan: Scan) -> list[tuple[str, str, str]]:
     return out
 
 
+# Interface types a person (or an instance launch) makes; every other type (nat_gateway, vpc_endpoint,
+# lambda, network_load_balancer, ...) is made by AWS for a resource.
+USER_INTERFACE_TYPES = ("interface", "efa", "efa-only")
+
+
+def aws_managed(eni: dict) -> bool:
+    """An interface AWS made and manages for a resource: by its requester and type, never by tags or
+    description (RDS, ALB and ECS interfaces are type `interface`, requester-managed)."""
+    return bool(eni.get("RequesterManaged")) or eni.get("InterfaceType", "interface") not in USER_INTERFACE_TYPES
+
+
 def check_foreign_in_vpc(scan: Scan) -> list[Finding]:
     """Instances and network interfaces in the env's VPC that are not this env's: destroy cannot delete
     the subnets and the VPC while they are there (DependencyViolation)."""
@@ -167,15 +178,13 @@ def check_foreign_in_vpc(scan: Scan) -> list[Finding]:
         attached_to = (eni.get("Attachment") or {}).get("InstanceId")
         if attached_to:
             continue  # an instance's interface goes with its instance (reported above when foreign)
-        if eni.get("InterfaceType") == "nat_gateway" or eni.get("Description") == "RDSNetworkInterface":
-            continue  # AWS manages these for the env's NAT gateway and database, and deletes them with them
-        owner = "AWS for another service" if eni.get("RequesterManaged") else "someone else"
+        if aws_managed(eni):
+            continue  # made by AWS for a resource (NAT gateway, database, load balancer, task), and removed with it
         desc = eni.get("Description") or "no description"
         findings.append(Finding(
             "foreign in VPC", f"network interface {eni['NetworkInterfaceId']}",
-            f"in {cfg.vpc_name}, made by {owner} ({desc}), not attached to an instance: it blocks deleting its subnet and the VPC",
-            (f"delete what made it ({desc}) in the console; AWS then removes the interface" if eni.get("RequesterManaged")
-             else scan.cli(f"aws ec2 delete-network-interface --network-interface-id {eni['NetworkInterfaceId']}")),
+            f"in {cfg.vpc_name}, made by someone else ({desc}), not attached to an instance: it blocks deleting its subnet and the VPC",
+            scan.cli(f"aws ec2 delete-network-interface --network-interface-id {eni['NetworkInterfaceId']}"),
         ))
     return findings
 

@@ -15,11 +15,15 @@ def init(settings: Settings, accounts: dict[str, str], force: bool) -> None:
     for env, account in accounts.items():
         if account and not config.ACCOUNT.match(account):
             raise click.BadParameter(f"{account!r} must be 12 digits", param_hint=f"--{env}-account")
-    for path, what in envfiles.write_defaults(settings.envs_dir, accounts, force):
+    if settings.region:
+        from awsprac.engine.app import check_region_flag
+
+        check_region_flag(settings.region)
+    for path, what in envfiles.write_defaults(settings.envs_dir, accounts, force, settings.region or ""):
         click.echo(f"{path}: {what}")
 
 
-def plan(app: App, as_json: bool) -> None:
+def plan(app: App, as_json: bool, detailed_exitcode: bool = False) -> None:
     from awsprac.engine import runner
 
     ctx = app.context(all_clients=True)
@@ -28,6 +32,9 @@ def plan(app: App, as_json: bool) -> None:
         app.report.json({"env": app.cfg.env, "changes": [_change_json(c) for c in planned.changes], "summary": planned.counts()})
     else:
         app.report.plan(planned, f"Plan for {app.title}")
+        _say_parked(app, ctx)
+    if detailed_exitcode and planned.changes:
+        raise click.exceptions.Exit(2)
 
 
 def up(app: App, step_names: list[str] | None, options: dict | None = None) -> None:
@@ -36,11 +43,17 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
     steps = runner.resolve(step_names)  # an unknown step is refused before anything is sent
     ctx = app.context(all_clients=True, **(options or {}))
     planned = runner.plan(ctx, steps)
+    verb = f"step {', '.join(step_names)}" if step_names else "up"
     if step_names:
         for step in steps:
             runner.require_prerequisites(ctx, step)
-    app.report.plan(planned, f"Plan for {app.title}")
+        app.report.plan(planned, f"Plan for {verb} of {app.title}", f"step {', '.join(step_names)} is in sync")
+    else:
+        app.report.plan(planned, f"Plan for {app.title}")
+    _say_parked(app, ctx)
     if not planned.actionable:
+        if planned.changes:
+            app.report.info(f"{verb} done: nothing awsprac can change; {_drift_left(planned)}.")
         return
     app.confirm(f"Apply {len(planned.actionable)} change(s) to env {app.cfg.env}?")
     # The plan was observed without the lock (a converged `up` writes nothing, not even a lock): under
@@ -48,7 +61,7 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
     # the plan showed. That is a second plan, but pipelined into the apply instead of in front of it.
     with lock.held(ctx, "up"):
         outcome = runner.apply(ctx, steps, planned, confirmed=True)
-    _finish(app, outcome, "up")
+    _finish(app, outcome, verb, planned)
     if app.sandbox is not None:
         app.report.status(runner.status(ctx, steps), f"Built in the sandbox ({app.title})")
 
@@ -56,11 +69,14 @@ def up(app: App, step_names: list[str] | None, options: dict | None = None) -> N
 def status(app: App, as_json: bool) -> None:
     from awsprac.engine import runner
 
-    rows = runner.status(app.context(all_clients=True), runner.resolve(None))
+    ctx = app.context(all_clients=True)
+    rows = runner.status(ctx, runner.resolve(None))
     if as_json:
-        app.report.json([row.__dict__ for row in rows])
+        app.report.json({"env": app.cfg.env, "resources": [row.__dict__ for row in rows]})
     else:
         app.report.status(rows, f"Status of {app.title}")
+        _left_behind(app, ctx)
+        _say_parked(app, ctx)
 
 
 def outputs(app: App, as_json: bool) -> None:
@@ -68,7 +84,7 @@ def outputs(app: App, as_json: bool) -> None:
 
     values = runner.outputs(app.context(all_clients=True), runner.resolve(None))
     if as_json:
-        app.report.json(values)
+        app.report.json({"env": app.cfg.env, "outputs": values})
     elif values:
         app.report.key_values(values, f"Outputs of {app.title}")
     else:
@@ -82,12 +98,16 @@ def destroy(app: App, options: dict | None = None) -> None:
     steps = runner.resolve(None)
     planned = runner.teardown_plan(ctx, steps)
     app.report.plan(planned, f"Destroy plan for {app.title}")
+    blockers = runner.destroy_blockers(ctx, steps)
+    if blockers:
+        raise AwspracError("destroy refused, nothing was deleted: " + "; ".join(blockers))
     if not planned.actionable:
         left = len(planned.changes)
         if left:
             app.report.info(f"nothing to delete: {left} resource(s) left alone, as the plan above says why")
         else:
             app.report.info(f"nothing owned by env {app.cfg.env} is left to delete")
+        _left_behind(app, ctx)
         return
     if not (app.settings.yes or app.settings.sandbox):
         typed = ask(f"Type the env name ({app.cfg.env}) to delete these {len(planned.actionable)} resource(s)")
@@ -95,17 +115,30 @@ def destroy(app: App, options: dict | None = None) -> None:
             raise Aborted("destroy cancelled: the env name was not typed; nothing was deleted")
     with lock.held(ctx, "destroy"):
         outcome = runner.destroy(ctx, steps, planned, confirmed=True)
-    _finish(app, outcome, "destroy")
+    _finish(app, outcome, "destroy", planned)
+    _left_behind(app, ctx)
+
+
+def _left_behind(app: App, ctx) -> None:
+    """What earlier destroys left (a database's final snapshots): billed until deleted."""
+    from awsprac.engine import runner
+
+    for note in runner.left_behind(ctx, runner.resolve(None)):
+        app.report.info(note)
 
 
 def unlock(app: App) -> None:
     from awsprac.engine import lock
 
     ctx = app.context()
-    if not (app.settings.yes or app.settings.sandbox):
-        app.confirm(f"Remove env {app.cfg.env}'s run lock even if a run still holds it?")
-    holder = lock.unlock(ctx)
-    app.report.info(f"removed the lock held by {holder}" if holder else f"env {app.cfg.env} was not locked")
+    held = lock.holder(ctx)
+    if held is None:  # nothing to ask about
+        app.report.info(f"env {app.cfg.env} is not locked: nothing to remove")
+        return
+    seen, who = held
+    app.confirm(f"Remove env {app.cfg.env}'s run lock, held by {who}, even if that run is still going?")
+    holder = lock.unlock(ctx, seen)
+    app.report.info(f"removed the lock held by {holder}")
 
 
 def sandbox(port: int) -> None:
@@ -125,7 +158,7 @@ def sandbox(port: int) -> None:
         box.stop()
 
 
-def _finish(app: App, outcome, verb: str) -> None:
+def _finish(app: App, outcome, verb: str, planned) -> None:
     for step, blocked in outcome.skipped.items():
         app.report.warn(f"step {step} not attempted: step {blocked} did not finish")
     if outcome.failed:
@@ -134,7 +167,21 @@ def _finish(app: App, outcome, verb: str) -> None:
             app.report.error(f"step {step}: {text}")
         first = next(iter(outcome.failed.values()))
         raise _Reported(first.exit_code)
-    app.report.info(f"{verb} done: {len(outcome.applied)} change(s) applied to env {app.cfg.env}.")
+    left = f"; {_drift_left(planned)}" if verb != "destroy" and planned.counts()["drift"] else ""
+    app.report.info(f"{verb} done: {len(outcome.applied)} change(s) applied to env {app.cfg.env}{left}.")
+
+
+def _say_parked(app: App, ctx) -> None:
+    from awsprac.engine import runner
+
+    stopped = runner.parked(ctx)
+    if stopped:
+        app.report.info(f"env {app.cfg.env} is parked ({', '.join(stopped)} stopped): "
+                        f"`awsprac start --env {app.cfg.env}` brings it back")
+
+
+def _drift_left(planned) -> str:
+    return f"{planned.counts()['drift']} drift item(s) marked ! above are left as they are: resolve them as each one says"
 
 
 class _Reported(AwspracError):

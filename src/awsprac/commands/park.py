@@ -1,4 +1,4 @@
-"""`awsprac stop` / `awsprac start`: park what can be parked when unused (SPEC section 10).
+"""`awsprac stop` / `awsprac start`: park what can be parked when unused (docs/reference.md section 10).
 
 A walker over the families' `park_target` facets (the NAT instance, the DB, the app's ECS service). Stop goes in
 reverse registry order (the DB first, then the NAT instance), start in registry order (the NAT instance

@@ -34,9 +34,11 @@ class App:
         from awsprac import config  # here, not at the top: `awsprac --help` never parses an env file
 
         cfg = config.load(settings.envs_dir, env)
+        if settings.region:
+            check_region_flag(settings.region, cfg)
         if settings.region and settings.region != cfg.region:
             cfg = dataclasses.replace(cfg, region=settings.region)
-            config.validate(cfg)  # the env's AZs must belong to the region actually used
+            config.validate(cfg)
         self.cfg = cfg
         from awsprac.engine.report import Reporter
 
@@ -89,6 +91,25 @@ class App:
     def title(self) -> str:
         account = f" · account {self.identity.account}" if self.identity else ""
         return f"env {self.cfg.env}{account} · {self.cfg.region}"
+
+
+def check_region_flag(region: str, cfg=None) -> None:
+    """--region is checked as the flag it is: the message names the flag, not the env file. It beats the
+    env file's region, but the file's zones stay: when they do not fit, the flag is the problem too."""
+    from awsprac import known
+    from awsprac.engine.errors import UsageError
+
+    why = known.region_problem(region)
+    if why:
+        raise UsageError(f"--region: {why}")
+    if cfg is None:
+        return
+    zones = [*cfg.network.azs, cfg.database.availability_zone]
+    if any(not zone.startswith(region) for zone in zones):
+        raise UsageError(
+            f"--region {region} does not fit env {cfg.env}: {cfg.path} builds in {cfg.region} (zones {', '.join(cfg.network.azs)}); "
+            f"leave --region out, or change region, network.azs and database.availability_zone in the env file together"
+        )
 
 
 def check_account(clients, cfg) -> Identity:

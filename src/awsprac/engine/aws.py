@@ -162,7 +162,7 @@ def hint_for(code: str) -> str:
     if code in ACCESS_DENIED:
         action = getattr(_last, "action", "")
         needed = f"permission {action}" if action else "this permission"
-        return f"the credentials lack {needed}; the CLI user needs AdministratorAccess (SPEC section 1)"
+        return f"the credentials lack {needed}; the CLI user needs AdministratorAccess (docs/reference.md section 1)"
     return HINTS.get(code, "")
 
 

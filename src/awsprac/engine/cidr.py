@@ -1,4 +1,4 @@
-"""Subnet CIDRs are computed from the VPC block, never typed (SPEC section 2)."""
+"""Subnet CIDRs are computed from the VPC block, never typed (docs/reference.md section 2)."""
 
 from __future__ import annotations
 

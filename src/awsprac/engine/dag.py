@@ -33,13 +33,20 @@ def walk(nodes: list[Hashable], deps: dict[Hashable, tuple], work: Callable[[Has
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="awsprac") as pool:
         while waiting or running:
+            # Skips first, to a fixed point: a node listed before the dependency that is being skipped
+            # (destroy walks reversed) is skipped in the same pass, not left waiting as if in a cycle.
+            skipping = True
+            while skipping:
+                skipping = False
+                for node in list(waiting):
+                    blocker = blocked_by(node)
+                    if blocker is not None:
+                        result.skipped[node] = blocker
+                        finished.add(node)
+                        waiting.remove(node)
+                        skipping = True
             for node in list(waiting):
-                blocker = blocked_by(node)
-                if blocker is not None:
-                    result.skipped[node] = blocker
-                    finished.add(node)
-                    waiting.remove(node)
-                elif all(d in finished or d not in nodes for d in deps.get(node, ())):
+                if all(d in finished or d not in nodes for d in deps.get(node, ())):
                     running[pool.submit(work, node)] = node
                     waiting.remove(node)
             if not running:

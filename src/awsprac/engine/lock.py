@@ -99,12 +99,21 @@ def _create(ssm, name: str, value: str, tags: dict[str, str]) -> bool:
         raise
 
 
-def unlock(ctx: Context) -> str | None:
-    """Remove the lease whoever holds it. Returns who held it, or None."""
+def holder(ctx: Context) -> tuple[str, str] | None:
+    """The lease as it is now: (its raw value, who holds it), or None when the env is not locked."""
+    name = parameter_name(ctx)
+    with translate("reading", f"the run lock {name}"):
+        current = _read(ctx.aws.client("ssm"), name)
+    return (current, _who(current)) if current else None
+
+
+def unlock(ctx: Context, seen: str | None = None) -> str | None:
+    """Remove the lease: whoever holds it, or only while it is still `seen` (the lease a person was
+    asked about, not a newer run's). Returns who held it, or None."""
     ssm = ctx.aws.client("ssm")
     name = parameter_name(ctx)
     with translate("removing", f"the run lock {name}"):
-        current = _read(ssm, name)
+        current = _read(ssm, name) if seen is None else seen
         if current is not None:
             _delete_if(ssm, name, current)
     return _who(current) if current else None

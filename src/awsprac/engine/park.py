@@ -64,8 +64,10 @@ def settle(ctx: Context, target: Target, verb: str, state: str) -> bool:
                     raise AwspracError(f"{target.label}: AWS keeps refusing to {verb} it while it is {current} ({exc})") from None
                 return False, f"{current}, AWS says not now: waiting"
             acted["yes"] = True
-            return False, f"{current}, {verb} requested"
-        return False, current
+            # Read again at once: an emulation (the sandbox) is there already, so it takes no poll; AWS
+            # answers with its in-between state, and the wait keeps AWS's interval from there.
+            return check()
+        return False, f"{current}, {verb} requested" if acted["yes"] else current
 
     waiting.wait_for(ctx.report, f"{verb}: {target.label}", check, timeout=target.timeout, interval=target.interval)
     return acted["yes"]

@@ -67,7 +67,7 @@ class StatusRow:
     name: str
     id: str | None
     state: str
-    sync: str  # "in sync" | "drifted" | "missing" | "not owned"
+    sync: str  # "in sync" | "drifted" | "missing" | "not owned" | "parked"
     detail: str = ""
 
 

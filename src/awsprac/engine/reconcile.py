@@ -96,6 +96,29 @@ def delete_when_free(ctx: Context, change: Change, call, blockers=None, **kwargs
         ) from None
 
 
+def revoke_references(ctx: Context, group_id: str, vpc_id: str | None) -> None:
+    """Revoke the inbound rules of this env's other security groups that let `group_id` in: AWS refuses
+    to delete a group another group's rule still names (DependencyViolation). A step whose group goes
+    while `up` runs (a mode switch) cannot wait for the step that owns the rule: that one comes after it."""
+    from awsprac.engine import lookup
+
+    if not vpc_id:
+        return
+    for item in lookup.describe(ctx.aws.ec2, lookup.SECURITY_GROUP, [{"Name": "vpc-id", "Values": [vpc_id]}]):
+        found = lookup.to_found(lookup.SECURITY_GROUP, item)
+        if found.id == group_id or not ctx.owns(found):
+            continue
+        naming = []
+        for permission in item.get("IpPermissions", []):
+            pairs = [{k: v for k, v in p.items() if k in ("GroupId", "Description")}
+                     for p in permission.get("UserIdGroupPairs", []) if p.get("GroupId") == group_id]
+            if pairs:
+                kept = {k: permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in permission}
+                naming.append({**kept, "UserIdGroupPairs": pairs})
+        if naming:
+            gone_is_fine(ctx.aws.ec2.revoke_security_group_ingress, GroupId=found.id, IpPermissions=naming)
+
+
 def network_interfaces(ec2, **filters: str) -> list[str]:
     """Network interfaces matching e.g. vpc_id=..., as 'eni-... (description, status)'."""
     aws_filters = [{"Name": key.replace("_", "-"), "Values": [value]} for key, value in filters.items()]

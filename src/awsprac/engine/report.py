@@ -15,13 +15,14 @@ from typing import Any, Iterator
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
+from awsprac.engine import layout
+from awsprac.engine.layout import Column
 from awsprac.engine.plan import Action, Plan, StatusRow
 
 STYLES = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.ADOPT: "cyan", Action.DELETE: "red", Action.REPORT: "magenta"}
-SYNC_STYLES = {"in sync": "green", "drifted": "yellow", "missing": "red", "not owned": "magenta"}
+SYNC_STYLES = {"in sync": "green", "drifted": "yellow", "missing": "red", "not owned": "magenta", "parked": "cyan"}
 
 
 class Reporter:
@@ -84,43 +85,40 @@ class Reporter:
         self.err.print(Text("  ✓ ", style="green") + Text(text))
 
     # results (stdout)
-    def plan(self, plan: Plan, title: str) -> None:
+    def plan(self, plan: Plan, title: str, in_sync: str = "everything is in sync") -> None:
         if not plan.changes:
-            self.out.print(f"{title}: no changes, everything is in sync.")
+            self.out.print(f"{title}: no changes, {in_sync}.")
             return
-        table = Table(title=title, title_justify="left", show_lines=False, box=None, pad_edge=False)
-        for column in ("", "step", "resource", "name", "id", "changes"):
-            table.add_column(column, overflow="fold")
-        for c in plan.changes:
-            table.add_row(
-                Text(c.action.symbol + (" adopt" if c.action is Action.ADOPT else ""), style=STYLES[c.action]),
-                c.step, c.kind, c.name, c.id or "", "\n".join(c.details()),
-            )
-        self.out.print(table)
+        columns = [Column(""), Column("step"), Column("resource"), Column("name"), Column("id"), Column("changes", wrap=True)]
+        rows = [[
+            (c.action.symbol + (" adopt" if c.action is Action.ADOPT else ""), STYLES[c.action]),
+            (c.step, ""), (c.kind, ""), (c.name, ""), (shown_id(c.id, c.name), ""), ("\n".join(c.details()), ""),
+        ] for c in plan.changes]
+        self.table(title, columns, rows, head=4)
         self.out.print(f"Plan: {plan.summary()}.")
 
     def status(self, rows: list[StatusRow], title: str) -> None:
-        table = Table(title=title, title_justify="left", box=None, pad_edge=False)
-        for column in ("step", "resource", "name", "id", "state", "sync"):
-            table.add_column(column, overflow="fold")
-        last_step = None
-        for r in rows:
-            if last_step is not None and r.step != last_step:
-                table.add_section()
-            last_step = r.step
-            sync = Text(r.sync, style=SYNC_STYLES.get(r.sync, ""))
-            if r.detail:
-                sync += Text(f" ({r.detail})", style="dim")
-            table.add_row(r.step, r.kind, r.name, r.id or "-", r.state or "-", sync)
-        self.out.print(table)
+        columns = [Column("step"), Column("resource"), Column("name"), Column("id"), Column("state", wrap=True), Column("sync"), Column("detail", wrap=True)]
+        cells = [[
+            (r.step, ""), (r.kind, ""), (r.name, ""), (shown_id(r.id, r.name), ""), (r.state, ""),
+            (r.sync, SYNC_STYLES.get(r.sync, "")), (r.detail, "dim"),
+        ] for r in rows]
+        self.table(title, columns, cells, head=3)
 
     def key_values(self, values: dict[str, Any], title: str) -> None:
-        table = Table(title=title, title_justify="left", box=None, pad_edge=False, show_header=False)
-        table.add_column("key", style="bold")
-        table.add_column("value", overflow="fold")
-        for key, value in _flatten(values):
-            table.add_row(key, str(value))
-        self.out.print(table)
+        self.out.print(title)
+        items = [(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value)) for key, value in _flatten(values)]
+        for line in layout.pairs(items, self.out.width):
+            self.out.print(line)
+
+    def table(self, title: str, columns: list[Column], rows: list[list[tuple[str, str]]], head: int) -> None:
+        """A table no width breaks a name or id in (see layout); `head`: the columns kept on a row's first line."""
+        self.out.print(title)
+        for line in layout.table(columns, rows, self.out.width, head):
+            text = Text()
+            for part, style in line:
+                text.append(part, style=style or None)
+            self.out.print(text)
 
     def json(self, data: Any) -> None:
         # Plain write: JSON for machines must not be wrapped or styled.
@@ -151,6 +149,17 @@ def _console(stderr: bool) -> Console:
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # piped or logged: do not fold ids and settings at 80 columns
     return console
+
+
+def shown_id(resource_id: str | None, name: str) -> str:
+    """The id a person needs next to the name: an ARN (or an ECR URI) shortened to what follows its
+    last `/` or `:`, and nothing when that is the name itself. The full ARN is in --json."""
+    if not resource_id:
+        return ""
+    short = resource_id
+    if resource_id.startswith("arn:") or ".dkr.ecr." in resource_id:
+        short = resource_id.rsplit("/", 1)[-1] if "/" in resource_id else resource_id.rsplit(":", 1)[-1]
+    return "" if short == name else short
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

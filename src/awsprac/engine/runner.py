@@ -99,13 +99,20 @@ def plan(ctx: Context, steps: list[ModuleType]) -> Plan:
 
 
 def require_prerequisites(ctx: Context, step: ModuleType) -> None:
-    """For `awsprac step NAME`: every prerequisite must exist already."""
-    for req in step.REQUIRES:
-        if not ctx.observed[req].ready:
-            raise MissingPrerequisite(
-                f"step {step.NAME} needs step {req}, which is not built yet: "
-                f"run `awsprac step {req} --env {ctx.cfg.env}` first (or `awsprac up --env {ctx.cfg.env}`)"
-            )
+    """For `awsprac step NAME`: every prerequisite (theirs too) must exist already; all missing ones are
+    named at once, in the order to build them."""
+    env = ctx.cfg.env
+    missing = [s.NAME for s in ordered([step]) if s is not step and not ctx.observed[s.NAME].ready]
+    if len(missing) == 1:
+        raise MissingPrerequisite(
+            f"step {step.NAME} needs step {missing[0]}, which is not built yet: "
+            f"run `awsprac step {missing[0]} --env {env}` first (or `awsprac up --env {env}`)"
+        )
+    if missing:
+        runs = ", then ".join(f"`awsprac step {name} --env {env}`" for name in missing)
+        raise MissingPrerequisite(
+            f"step {step.NAME} needs steps {', '.join(missing)}, which are not built yet: run {runs} first (or `awsprac up --env {env}`)"
+        )
 
 
 @dataclass
@@ -179,6 +186,18 @@ def teardown_plan(ctx: Context, steps: list[ModuleType]) -> Plan:
         if step in steps:
             result.changes.extend(step.teardown(ctx, ctx.observed[step.NAME]))
     return result
+
+
+def destroy_blockers(ctx: Context, steps: list[ModuleType]) -> list[str]:
+    """After teardown_plan: why the destroy must not start (something it keeps would strand what it
+    deletes). Steps say so with their destroy_blockers(ctx, have) facet."""
+    return [why for step in ordered(steps) if step in steps and hasattr(step, "destroy_blockers")
+            for why in step.destroy_blockers(ctx, ctx.observed[step.NAME])]
+
+
+def left_behind(ctx: Context, steps: list[ModuleType]) -> list[str]:
+    """What earlier destroys left that still costs money (each step's left_behind(ctx) facet), with how to remove it."""
+    return [line for step in ordered(steps) if step in steps and hasattr(step, "left_behind") for line in step.left_behind(ctx)]
 
 
 def destroy(ctx: Context, steps: list[ModuleType], planned: Plan, confirmed: bool = False) -> Outcome:
@@ -268,10 +287,23 @@ def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
                 continue
             detail = "; ".join(str(x) for c in mine for x in c.fields) or "; ".join(c.note for c in mine if c.note)
             sync = "drifted" if mine else "in sync"
+            if f.state in getattr(step, "PARKED_STATES", ()) and not mine:
+                sync, detail = "parked", f"`awsprac start --env {ctx.cfg.env}` starts it"
             if not ctx.owns(f) and not mine:
                 sync = "not owned"
             rows.append(StatusRow(step.NAME, spec.kind, spec.name, f.id, states.get((f.kind, f.name), f.state) or "exists", sync, detail))
     return rows
+
+
+def parked(ctx: Context) -> list[str]:
+    """What the last look (plan or status) found parked, as `kind name`: in one of the PARKED_STATES a
+    parkable family names (what `awsprac stop` leaves: a state the user chose, not drift)."""
+    found = []
+    for step in step_registry.all_steps():  # the registry's order, not the order the looks finished in
+        states = getattr(step, "PARKED_STATES", ())
+        if states and step.NAME in ctx.observed:
+            found += [f"{f.kind} {f.name}" for f in ctx.observed[step.NAME].resources() if f.state in states]
+    return found
 
 
 def outputs(ctx: Context, steps: list[ModuleType]) -> dict:

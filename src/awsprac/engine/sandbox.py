@@ -34,6 +34,7 @@ class Sandbox:
         # The emulation runs no containers: the API's service reports its one task running, rollout COMPLETED.
         os.environ.setdefault("MOTO_ECS_SERVICE_RUNNING", "1")
         faithful_moto()
+        record_outside_the_working_tree()
         if account_id:
             # Keep a pinned env file valid in the sandbox: emulate that account.
             os.environ["MOTO_ACCOUNT_ID"] = account_id
@@ -52,6 +53,19 @@ class Sandbox:
         self.server.stop()
 
 
+def record_outside_the_working_tree() -> None:
+    """moto's request recorder (turned on through /moto-api/recorder/) appends to `moto_recording` in the
+    current folder unless MOTO_RECORDER_FILEPATH was set before moto was imported: a request dump in the
+    user's project. Point it at the temp folder instead (a path the user set is kept)."""
+    if os.environ.get("MOTO_RECORDER_FILEPATH"):
+        return
+    import tempfile
+
+    from moto.moto_api import recorder
+
+    recorder._location = os.path.join(tempfile.gettempdir(), f"awsprac-sandbox-{os.getpid()}.recording")
+
+
 def faithful_moto() -> None:
     """Where moto falls short of AWS on a call awsprac makes, make it do what AWS does (idempotent).
 
@@ -64,9 +78,12 @@ def faithful_moto() -> None:
       iterates while another thread's create adds to them ("dictionary changed size during iteration"
       in GetAccountAuthorizationDetails while awsprac applies steps at the same time). Here moto handles
       one request at a time (see _one_request_at_a_time); awsprac still sends them concurrently.
+    - A NAT gateway's network interface: AWS makes it requester-managed, of type `nat_gateway`, and
+      removes it with the gateway; moto makes a plain interface and keeps it forever.
     """
     _tag_ami_snapshots()
     _rolled_out()
+    _nat_gateway_interfaces_as_on_aws()
     _one_request_at_a_time()
 
 
@@ -93,6 +110,7 @@ def _tag_ami_snapshots() -> None:
 
     if getattr(AmiBackend.create_image, "_awsprac", False):
         return
+    _nat_gateway_interfaces_as_on_aws()
     original = AmiBackend.create_image
 
     def create_image(self, instance_id, name, description, tag_specifications):
@@ -145,3 +163,31 @@ def _rolled_out() -> None:
 
     update_service._awsprac = True  # type: ignore[attr-defined]
     EC2ContainerServiceBackend.update_service = update_service
+
+
+def _nat_gateway_interfaces_as_on_aws() -> None:
+    from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend
+
+    if getattr(NatGateway.__init__, "_awsprac", False):
+        return
+    made, deleted = NatGateway.__init__, NatGatewayBackend.delete_nat_gateway
+
+    def __init__(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        self._eni.interface_type = "nat_gateway"
+        self._eni.requester_managed = True
+        self._eni.description = f"Interface for NAT Gateway {self.id}"
+
+    def delete_nat_gateway(self, nat_gateway_id):
+        gateway = deleted(self, nat_gateway_id)
+        eni = getattr(gateway, "_eni", None)
+        if eni is not None and eni.id in self.enis:
+            for address in self.addresses:
+                if address.eni is eni:
+                    address.eni, address.association_id = None, None
+            self.enis.pop(eni.id)
+        return gateway
+
+    __init__._awsprac = True  # type: ignore[attr-defined]
+    NatGateway.__init__ = __init__
+    NatGatewayBackend.delete_nat_gateway = delete_nat_gateway

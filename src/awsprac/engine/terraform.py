@@ -313,18 +313,37 @@ def _hcl(value: Any, indent: int, json_object: bool = False) -> str:
         if not value:
             return "{}"
         keys = [(_string(k) if json_object else _key(k)) for k in value]
-        width = max(len(k) for k in keys)
-        lines = [f"{pad}{k.ljust(width)} = {_hcl(v, indent + 1, json_object)}" for k, v in zip(keys, value.values())]
+        lines = _assignments(pad, [(k, _hcl(v, indent + 1, json_object)) for k, v in zip(keys, value.values())])
         return "{\n" + "\n".join(lines) + "\n" + "  " * indent + "}"
     raise TypeError(f"cannot write {type(value).__name__} as HCL")
+
+
+def _assignments(pad: str, pairs: list[tuple[str, str]]) -> list[str]:
+    """`key = value` lines as `terraform fmt` aligns them: the `=` of consecutive one-line values in one
+    column; a value over several lines is written `key = {` (one space) and ends the run of aligned lines."""
+    lines: list[str] = []
+    run: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        width = max((len(k) for k, _ in run), default=0)
+        lines.extend(f"{pad}{k.ljust(width)} = {v}" for k, v in run)
+        run.clear()
+
+    for key, text in pairs:
+        if "\n" in text:
+            flush()
+            lines.append(f"{pad}{key} = {text}")
+        else:
+            run.append((key, text))
+    flush()
+    return lines
 
 
 def _body(attrs: dict, indent: int) -> list[str]:
     pad = "  " * indent
     plain = [(k, v) for k, v in attrs.items() if v is not None and not isinstance(v, Block)]
     blocks = [(k, v) for k, v in attrs.items() if isinstance(v, Block)]
-    width = max((len(k) for k, _ in plain), default=0)
-    lines = [f"{pad}{k.ljust(width)} = {_hcl(v, indent)}" for k, v in plain]
+    lines = _assignments(pad, [(k, _hcl(v, indent)) for k, v in plain])
     for name, block in blocks:
         lines.append("")
         lines.append(f"{pad}{name} {{")

@@ -1,8 +1,8 @@
 """The families, and the one place that knows them by name.
 
-A family is everything about one kind of resource: a module (vpc.py, subnets.py, igw.py, routes.py,
-secrets.py) or, past ~400 lines, a package (nat/, rds/, ecr/, scheduler/, profile/, app/) whose __init__ is
-the build facet and whose other modules hold its helpers, its other facets and its commands. Code
+A family is everything about one kind of resource: a module (vpc.py, subnets.py, igw.py, secrets.py)
+or, past ~400 lines or with more than one step, a package (nat/, rds/, ecr/, scheduler/, profile/,
+routes/, app/) whose __init__ is the build facet and whose other modules hold its helpers, its other facets and its commands. Code
 outside steps/ never imports a family: it walks the registry below and asks each step for a facet
 with getattr(step, "facet", None); a family with nothing to say for a facet does not define it.
 
@@ -32,8 +32,13 @@ The other facets, each walked by one command in the registry's order (all read c
     park_target(ctx, starting) -> engine.park.Parked | None, PARK_LABEL = (short, long)
                                           `stop` / `start`: started in registry order, stopped in reverse;
                                           None: nothing of the family in this env (its part switched off)
+    PARKED_STATES = frozenset(states)     what `stop` leaves: `status` and `plan` say parked, not drift
     doctor_checks = (check(scan) -> [engine.doctor.Finding], ...)                   `doctor`
     doctor_names(cfg) -> {kind: {names}}  names it may own in another setting (not orphans)
+    destroy_blockers(ctx, have) -> [str]  `destroy`: why it must not start at all (what it would keep would
+                                          strand what it deletes); any line refuses before the first write
+    left_behind(ctx) -> [str]             `status`, `destroy`: what this env left that is still billed
+                                          (e.g. a database's final snapshots), each with how to remove it
 and a command group of its own, listed in COMMANDS below (`group` in the family's commands.py; only
 imported when run, so `awsprac --help` stays instant).
 """
@@ -43,21 +48,19 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# The order steps are listed in SPEC; the runner orders by REQUIRES, this only breaks ties.
-ORDER = (
-    "profile", "vpc", "subnets", "igw", "nat-iam", "nat", "routes", "secrets", "app-network", "rds", "ecr", "scheduler",
-    "app-iam", "app-alb", "app",
-)
+# The order docs/reference.md lists the steps in; the runner orders by REQUIRES, this only breaks ties.
+ORDER = ("profile", "vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes", "nat-leftovers", "secrets",
+         "app-network", "rds", "db-ingress", "ecr", "scheduler", "app-iam", "app-alb", "app")
 
 
 # A family's own command group: its name under `awsprac`, the family package holding it in commands.py
 # (as `group`), and its one-line help for `awsprac --help` (listing it must not import the family).
 COMMANDS = {
     "app": ("app", "The API on ECS behind the load balancer: deploy, url, logs, exec."),
-    "db": ("rds", "The database's credentials (kept in Secrets Manager, never printed)."),
+    "db": ("rds", "Reach the private database (tunnel, psql, the app's own user) and its credentials (never printed)."),
     "image": ("ecr", "Build and push the API's container image to the env's ECR repository (the guide's Makefile)."),
     "nat": ("nat", "The NAT instance: bake its AMI so other envs (prd) launch from it; verify it forwards."),
-    "profile": ("profile", "The CLI user's access key in the named profile aws-practice-terraform-ENV (SPEC section 1)."),
+    "profile": ("profile", "The CLI user's access key in the named profile aws-practice-terraform-ENV (docs/reference.md section 1)."),
 }
 
 
@@ -81,7 +84,8 @@ def command_group(name: str):
 
 
 # A family folder may hold more than one step: where a step lives when not at awsprac.steps.<name>.
-MODULES = {"nat-iam": "nat.iam", "app-iam": "app.iam", "app-network": "app.network", "app-alb": "app.alb", "app": "app.service"}
+MODULES = {"nat-iam": "nat.iam", "nat-leftovers": "nat.leftovers", "public-routes": "routes.public", "db-ingress": "rds.ingress",
+           "app-iam": "app.iam", "app-network": "app.network", "app-alb": "app.alb", "app": "app.service"}
 
 
 def load(name: str) -> ModuleType:

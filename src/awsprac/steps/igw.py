@@ -1,4 +1,4 @@
-"""Step `igw`: the internet gateway `{project}-igw-{env}`, attached to the env's VPC (SPEC section 2)."""
+"""Step `igw`: the internet gateway `{project}-igw-{env}`, attached to the env's VPC (docs/reference.md section 2)."""
 
 from __future__ import annotations
 

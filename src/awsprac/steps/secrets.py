@@ -1,4 +1,4 @@
-"""Step `secrets`: the secret `rds-main-{env}` with the database's credentials (SPEC section 6).
+"""Step `secrets`: the secret `rds-main-{env}` with the database's credentials (docs/reference.md section 6).
 
 It runs before `rds`: the password is generated (by Secrets Manager) and stored here first, and the
 database is then created with the password read back from this secret, so a crash in between loses
@@ -29,6 +29,7 @@ class SecretSpec:
     name: str
     values: tuple[tuple[str, str], ...]  # the keys this step owns: DB_PORT, DB_NAME, DB_USER_NAME
     db_id: str
+    app_user: str = ""  # DB_USER_NAME may hold this user instead of the master (`db create-app-user`)
     kind: str = dbsecret.KIND
 
     @property
@@ -40,6 +41,7 @@ class SecretSpec:
 class Observed:
     secret: dbsecret.SecretState | None
     db_exists: bool | None = None  # only looked up when the secret cannot supply a password
+    master: Found | None = None  # rds-master-{env}: made by `db create-app-user`, never by `up`
 
     @property
     def ready(self) -> bool:
@@ -47,7 +49,7 @@ class Observed:
         return s is not None and not s.pending_deletion and s.password is not None
 
     def resources(self) -> list[Found]:
-        return [self.secret.found] if self.secret else []
+        return [f for f in (self.secret.found if self.secret else None, self.master) if f is not None]
 
     def outputs(self) -> dict:
         # The ARN, never the value.
@@ -59,16 +61,27 @@ class Observed:
 def desired(cfg: EnvConfig) -> list[SecretSpec]:
     db = cfg.database
     values = (("DB_PORT", str(db.port)), ("DB_NAME", db.db_name), ("DB_USER_NAME", db.master_username))
-    return [SecretSpec(dbsecret.secret_name(cfg), values, cfg.vpc_name)]
+    return [SecretSpec(dbsecret.secret_name(cfg), values, cfg.vpc_name, db.app_username)]
 
 
 def observe(ctx: Context) -> Observed:
     secret = dbsecret.as_seen(ctx)
+    master = dbsecret.listed_as_seen(ctx)[dbsecret.master_secret_name(ctx.cfg)]
     if secret is not None and (secret.pending_deletion or secret.password is not None):
-        return Observed(secret)
+        return Observed(secret, master=master)
     from awsprac.steps import rds
 
-    return Observed(secret, rds.db_as_seen(ctx) is not None)
+    return Observed(secret, rds.db_as_seen(ctx) is not None, master)
+
+
+def status_states(ctx: Context, have: Observed) -> dict:
+    """Which user the app's secret holds: the master, or the app user `db create-app-user` made."""
+    s = have.secret
+    if s is None or not s.readable:
+        return {}
+    user = s.values.get("DB_USER_NAME") or "?"
+    role = "app user" if user == ctx.cfg.database.app_username else "master user" if user == ctx.cfg.database.master_username else "user"
+    return {(s.found.kind, s.found.name): f"{s.found.state}, holds {role} {user}"}
 
 
 def diff(ctx: Context, want: list[SecretSpec], have: Observed) -> list[Change]:
@@ -82,7 +95,7 @@ def diff(ctx: Context, want: list[SecretSpec], have: Observed) -> list[Change]:
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=tuple(fields), spec=spec)]
     if s.pending_deletion:
         fields = [FieldDiff("state", f"scheduled for deletion on {s.deletion_date}", "restored")]
-        return update(ctx, NAME, s.found, fields, spec)
+        return update(ctx, NAME, s.found, fields, spec) + _master_changes(ctx, spec, have)
     if s.password is None and have.db_exists:
         raise dbsecret.SecretMissing(dbsecret.missing_message(ctx.cfg, spec.db_id, f"is unusable ({s.problem})"))
     changes = []
@@ -92,7 +105,16 @@ def diff(ctx: Context, want: list[SecretSpec], have: Observed) -> list[Change]:
             note=f"left as is (other readers may depend on that key): `aws secretsmanager update-secret --secret-id {spec.name} "
                  "--kms-key-id alias/aws/secretsmanager` moves it to the default key",
         ))
-    return changes + update(ctx, NAME, s.found, value_fields(spec, s), spec)
+    return changes + update(ctx, NAME, s.found, value_fields(spec, s), spec) + _master_changes(ctx, spec, have)
+
+
+def _master_changes(ctx: Context, spec: SecretSpec, have: Observed) -> list[Change]:
+    """rds-master-{env} comes back with rds-main-{env}: the master's password is in it."""
+    m = have.master
+    if m is None or not m.raw.get("DeletedDate") or not ctx.owns(m):
+        return []
+    fields = [FieldDiff("state", f"scheduled for deletion on {dbsecret.SecretState(m).deletion_date}", "restored")]
+    return [Change(NAME, Action.UPDATE, m.kind, m.name, m.id, tuple(fields), spec=spec)]
 
 
 def value_fields(spec: SecretSpec, s: dbsecret.SecretState) -> list[FieldDiff]:
@@ -102,6 +124,8 @@ def value_fields(spec: SecretSpec, s: dbsecret.SecretState) -> list[FieldDiff]:
         fields.append(FieldDiff("DB_PASSWORD", f"(unusable: {s.problem})", HIDDEN))
     for key, value in spec.values:
         current = s.values.get(key)
+        if key == "DB_USER_NAME" and current == spec.app_user:
+            continue  # `db create-app-user` gave the secret to the app user (the master is in rds-master-{env})
         if current is None or str(current) != value:
             fields.append(FieldDiff(key, current, value))
     if "DB_HOST" not in s.values:
@@ -114,6 +138,8 @@ def value_fields(spec: SecretSpec, s: dbsecret.SecretState) -> list[FieldDiff]:
 def wanted_values(spec: SecretSpec, current: dict) -> dict:
     values = dict(current)
     values.update(dict(spec.values))
+    if current.get("DB_USER_NAME") == spec.app_user:
+        values["DB_USER_NAME"] = spec.app_user
     values.setdefault("DB_HOST", "")
     return values
 
@@ -123,6 +149,9 @@ def apply(ctx: Context, change: Change) -> None:
     with applying(change):
         if change.action is Action.DELETE:
             _delete(ctx, change)
+            return
+        if change.name == dbsecret.master_secret_name(ctx.cfg):
+            dbsecret.restore(ctx, dbsecret.SecretState(ctx.observed[NAME].master))
             return
         if change.action is Action.CREATE:
             password = dbsecret.generate_password(ctx)
@@ -154,26 +183,27 @@ def _reconcile(ctx: Context, spec: SecretSpec, state: dbsecret.SecretState) -> N
 
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
-    s = have.secret
-    if s is None:
-        return []
-    if not ctx.owns(s.found):
-        return [Change(NAME, Action.REPORT, s.found.kind, s.found.name, s.arn,
+    return [c for found in have.resources() for c in _teardown_one(ctx, found)]
+
+
+def _teardown_one(ctx: Context, found: Found) -> list[Change]:
+    if not ctx.owns(found):
+        return [Change(NAME, Action.REPORT, found.kind, found.name, found.id,
                        note=f"left alone: not tagged {tags.ENV_KEY}={ctx.cfg.env}, so not this env's to delete")]
     immediate = ctx.options.force_delete_secret or ctx.cfg.secrets.recovery_window_days == 0
-    if s.pending_deletion and not immediate:
+    if found.raw.get("DeletedDate") and not immediate:
         return []  # already on its way out; `up` restores it
     from awsprac.steps import rds
 
     stays = rds.db_stays(ctx)
     if stays:
-        return [Change(NAME, Action.REPORT, s.found.kind, s.found.name, s.arn,
-                       note=f"kept: it holds the password of database {rds.db_name(ctx.cfg)}, which stays ({stays})")]
+        return [Change(NAME, Action.REPORT, found.kind, found.name, found.id,
+                       note=f"kept: it holds a password of database {rds.db_name(ctx.cfg)}, which stays ({stays})")]
     if immediate:
         note = "deleted at once, no recovery window (--force-delete-secret): the password it holds is gone"
     else:
         note = f"recoverable for {ctx.cfg.secrets.recovery_window_days} days: `awsprac up` restores it"
-    return [Change(NAME, Action.DELETE, s.found.kind, s.found.name, s.arn, note=note)]
+    return [Change(NAME, Action.DELETE, found.kind, found.name, found.id, note=note)]
 
 
 def _delete(ctx: Context, change: Change) -> None:
@@ -198,7 +228,7 @@ def export_terraform(ctx: Context, out) -> None:
     from awsprac.engine.terraform import Resource
 
     f = out.file("secrets.tf", (
-        "The DB credentials' secret (SPEC section 6): the secret only, never its value. An\n"
+        "The DB credentials' secret (docs/reference.md section 6): the secret only, never its value. An\n"
         "aws_secretsmanager_secret_version would need the password in these files and would copy it into\n"
         "Terraform's state; awsprac keeps writing the value (`awsprac db reset-password` replaces it)."
     ))

@@ -1,4 +1,4 @@
-"""Step `subnets`: public and private subnets in each AZ, CIDRs split from the VPC block (SPEC section 2)."""
+"""Step `subnets`: public and private subnets in each AZ, CIDRs split from the VPC block (docs/reference.md section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step `vpc`: the VPC `{project}-{env}`: CIDR, tenancy, DNS support and hostnames (SPEC section 2)."""
+"""Step `vpc`: the VPC `{project}-{env}`: CIDR, tenancy, DNS support and hostnames (docs/reference.md section 2)."""
 
 from __future__ import annotations
 
@@ -155,7 +155,24 @@ def _set_dns(ctx: Context, vpc_id: str, have: tuple[bool, bool], spec: VpcSpec) 
 
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
-    return delete_change(NAME, have.vpc, ctx)
+    changes = delete_change(NAME, have.vpc, ctx)
+    if changes and changes[0].action is Action.DELETE:
+        theirs = _subnets_not_ours(ctx, have.vpc.id)
+        if theirs:
+            # AWS refuses to delete a VPC that still has subnets; those are someone else's, so not ours to delete.
+            env = ctx.cfg.env
+            listed = ", ".join(f"{name or '(no Name)'} {subnet_id}" for subnet_id, name in theirs)
+            return [Change(NAME, Action.REPORT, have.vpc.kind, have.vpc.name, have.vpc.id, note=(
+                f"kept: it holds subnet(s) env {env} does not own ({listed}), and AWS deletes no VPC with subnets; "
+                f"delete them if nobody needs them (aws ec2 delete-subnet --subnet-id ID), then `awsprac destroy --env {env}` again"))]
+    return changes
+
+
+def _subnets_not_ours(ctx: Context, vpc_id: str) -> list[tuple[str, str]]:
+    with translate("looking up", f"the subnets of vpc {vpc_id}"):
+        subnets = ctx.aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    return sorted((s["SubnetId"], tags.as_dict(s.get("Tags")).get("Name", "")) for s in subnets
+                  if not tags.is_owned(tags.as_dict(s.get("Tags")), ctx.cfg.project, ctx.cfg.env))
 
 
 def _dns_text(support: bool, hostnames: bool) -> str:
@@ -164,7 +181,7 @@ def _dns_text(support: bool, hostnames: bool) -> str:
 
 # --- facets ---
 
-NETWORK_TF = ("network.tf", "VPC, subnets, internet gateway (SPEC section 2).")
+NETWORK_TF = ("network.tf", "VPC, subnets, internet gateway (docs/reference.md section 2).")
 
 
 def export_terraform(ctx: Context, out) -> None:

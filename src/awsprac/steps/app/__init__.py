@@ -1,4 +1,4 @@
-"""The application tier (SPEC section 11): the API on ECS Fargate behind an Application Load Balancer.
+"""The application tier (the README's "Run the API"; docs/reference.md lists its resources): the API on ECS Fargate behind an Application Load Balancer.
 
 A family of four steps, each registered in `awsprac.steps`:
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import click
 
-from awsprac.engine.options import ENV_OPTION, app_for, global_options
+from awsprac.engine.options import ENV_OPTION, Group, app_for, global_options
 
 
-@click.group("app")
+@click.group("app", cls=Group)
 @global_options
 def group() -> None:
     """The API on ECS Fargate behind the load balancer: deploy an image, its URL, its logs, a shell in it.

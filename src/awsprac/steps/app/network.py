@@ -25,7 +25,7 @@ NAME = "app-network"
 REQUIRES = ("vpc",)
 
 KIND = "security group"
-DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; SPEC keeps it
+DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; kept as is
 ALL_OUT = "all traffic to 0.0.0.0/0"
 LISTENER_PORTS = (80, 443)
 

@@ -14,6 +14,7 @@ from awsprac.steps.app.common import names
 
 PARK_LABEL = ("ECS service", "ECS service")  # short, and as in "no ECS service"
 PARKED, SCALED = "parked", "scaled"
+PARKED_STATES = frozenset({PARKED})  # the service at desired count 0 (what `stop` leaves): status says parked, plan no drift
 SERVICE_WAIT = 120.0
 SERVICE_POLL = 5.0
 

@@ -133,7 +133,7 @@ def observe(ctx: Context) -> Observed:
         Found(LOGS, n.log_group, group["logGroupName"], "", dict(group_tags), group) if group else None,
         Found(TASKDEF, n.backend, td["taskDefinition"]["taskDefinitionArn"], td["taskDefinition"].get("status", ""),
               from_ecs_tags(td.get("tags")), td["taskDefinition"]) if td else None,
-        Found(SERVICE, n.backend, service["serviceArn"], _service_state(service), from_ecs_tags(service.get("tags")), service) if service else None,
+        Found(SERVICE, n.backend, service["serviceArn"], _found_state(service), from_ecs_tags(service.get("tags")), service) if service else None,
     )
 
 
@@ -162,6 +162,19 @@ def _tag_in_repository(ctx: Context, tag: str) -> bool:
             return False
         raise
     return True
+
+
+def _found_state(service: dict) -> str:
+    """`parked` (one of PARKED_STATES) at desired count 0, else the service's own description."""
+    from awsprac.steps.app.park import PARKED
+
+    return PARKED if service.get("status") == "ACTIVE" and service.get("desiredCount") == 0 else _service_state(service)
+
+
+def status_states(ctx: Context, have: Observed) -> dict:
+    """`status` shows the service's counts and rollout, parked or not (no read of its own)."""
+    service = have.service
+    return {(service.kind, service.name): _service_state(service.raw)} if service is not None else {}
 
 
 def _service_state(service: dict) -> str:
@@ -438,4 +451,4 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
 from awsprac.steps.app.cost import cost_lines  # noqa: E402,F401
 from awsprac.steps.app.doctor import doctor_checks  # noqa: E402,F401
 from awsprac.steps.app.export import export_terraform  # noqa: E402,F401
-from awsprac.steps.app.park import PARK_LABEL, park_target  # noqa: E402,F401
+from awsprac.steps.app.park import PARK_LABEL, PARKED_STATES, park_target  # noqa: E402,F401

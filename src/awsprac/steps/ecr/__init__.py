@@ -1,4 +1,4 @@
-"""Step `ecr`: the container registry `{project}-{env}` and its lifecycle policy (SPEC section 7).
+"""Step `ecr`: the container registry `{project}-{env}` and its lifecycle policy (docs/reference.md section 7).
 
 Tag mutability is reconciled; encryption is fixed at creation, so a difference is reported
 with what it would take, never "fixed" by deleting a repository that holds images. The
@@ -270,7 +270,7 @@ def _parse(text: str) -> Any:
 def export_terraform(ctx: Context, out) -> None:
     from awsprac.engine.terraform import Block, Resource, jsonencode
 
-    f = out.file("ecr.tf", "The container registry and its lifecycle policy (SPEC section 7).")
+    f = out.file("ecr.tf", "The container registry and its lifecycle policy (docs/reference.md section 7).")
     have: Observed = ctx.observed[NAME]
     if have.repo is None:
         out.missing(f"ECR repository {repository_name(ctx.cfg)}")

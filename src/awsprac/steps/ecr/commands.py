@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from awsprac.engine.options import ENV_OPTION, app_for, global_options
+from awsprac.engine.options import ENV_OPTION, Group, app_for, global_options
 
 
-@click.group("image")
+@click.group("image", cls=Group)
 @global_options
 def group() -> None:
     """Build and push the API's container image to the env's ECR repository (the guide's Makefile).

@@ -1,4 +1,4 @@
-"""`awsprac image login | build | push | release | uri`: the guide's Makefile for the API image (SPEC section 7).
+"""`awsprac image login | build | push | release | uri`: the guide's Makefile for the API image (docs/reference.md section 7).
 
 The tag is the short commit hash of the Dockerfile folder's git repository, so a dirty build
 context is refused (the tag would lie) unless --allow-dirty. Immutable tags make a second push

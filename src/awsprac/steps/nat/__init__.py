@@ -1,4 +1,4 @@
-"""Step `nat`: the private subnets' way out (SPEC section 3), in one of three modes.
+"""Step `nat`: the private subnets' way out (docs/reference.md section 3), in one of three modes.
 
 - `instance` (default, about a tenth of a NAT gateway's cost): security group `{project}-nat-{env}`,
   the NAT instance `{project}-nat-1a-{env}` (Amazon Linux 2023, user data from userdata.py),
@@ -6,8 +6,8 @@
 - `gateway`: Elastic IP `{project}-nat-1a-{env}` and NAT gateway `{project}-nat-1a-{env}`.
 - `none`: nothing.
 
-Whatever another mode left (and this env owns) is deleted after the new mode's resources are up,
-so a mode switch says so in the plan. The NAT instance is never replaced by awsprac: another type
+Whatever another mode left (and this env owns) is deleted by step nat-leftovers (leftovers.py), once
+step routes has moved the private route to the new mode's way out; the plan says so. The NAT instance is never replaced by awsprac: another type
 or subnet are drift to report, a newer AMI is shown by `status` (replacing it cuts the private
 subnets' egress).
 """
@@ -30,7 +30,8 @@ from awsprac.steps.subnets import subnet_name
 NAME = "nat"
 # The internet gateway attached first: a public NAT gateway made before it fails on AWS, and an
 # Elastic IP cannot be associated; on destroy AWS will not detach it while public addresses are mapped.
-REQUIRES = ("subnets", "igw", "nat-iam")
+# The public route table too: the instance's user data installs packages at first boot, once.
+REQUIRES = ("subnets", "igw", "public-routes", "nat-iam")
 OBSERVES_AFTER = ("vpc",)  # observe() needs only the VPC's id: a look does not wait for IAM
 
 SG = lookup.SECURITY_GROUP.kind
@@ -51,6 +52,7 @@ IAM_PROPAGATION_BUDGET = 300.0  # Terraform retries 2 minutes; IAM has been seen
 INSTANCE_BUDGET = 600.0
 GATEWAY_BUDGET = 900.0
 RELEASE_BUDGET = 300.0
+SNAPSHOT_BUDGET = 300.0  # a deregistered image's snapshot stays "in use" briefly
 
 
 @dataclass(frozen=True)
@@ -215,14 +217,17 @@ def observe(ctx: Context) -> Observed:
 
 
 def status_states(ctx: Context, have: Observed) -> dict:
-    """For `awsprac status` only (a read `up` does without): the instance's state, and whether a new
-    NAT instance would launch today from another image than the one it runs."""
+    """For `awsprac status` only (reads `up` does without): the instance's state, whether its NAT setup
+    finished at boot (from its console output), and whether a new NAT instance would launch today from
+    another image than the one it runs."""
     instance = have.instance
     if instance is None or have.mode != "instance":
         return {}
     with translate("looking up", "the image a new NAT instance would launch from"):
         image = resolve_image(ctx)
     state = instance.state
+    if state == "running":
+        state += f"; {setup_state(ctx, instance)}"
     if image.id and instance.raw.get("ImageId") != image.id:
         state += f"; runs {instance.raw.get('ImageId')}, a new one would launch from {image.id} ({image.source})"
     elif image.problem:
@@ -244,11 +249,12 @@ def diff(ctx: Context, want: list, have: Observed) -> list[Change]:
             changes += diff_address(ctx, spec, have)
         else:
             changes += diff_gateway(ctx, spec, have)
-    return changes + _leftovers(ctx, want, have)
+    return changes
 
 
-def _leftovers(ctx: Context, want: list, have: Observed) -> list[Change]:
-    """What another mode (or a turned-off elastic_ip) left: this env's goes, anyone else's is shown, not touched."""
+def leftover_changes(ctx: Context, want: list, have: Observed) -> list[Change]:
+    """What another mode (or a turned-off elastic_ip) left: this env's goes, anyone else's is shown, not touched.
+    Step nat-leftovers removes them, once the private route no longer points at them."""
     wanted = {(s.kind, s.name) for s in want}
     mode = f"nat.mode is {ctx.cfg.nat.mode}"
     changes = []
@@ -331,7 +337,7 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
 from awsprac.steps.nat.security_group import (  # noqa: E402
     apply_security_group, diff_security_group, find_security_group, read_rules,
 )
-from awsprac.steps.nat.instance import apply_instance, diff_instance, find_instances, subnet_name_of  # noqa: E402
+from awsprac.steps.nat.instance import apply_instance, diff_instance, find_instances, setup_state, subnet_name_of  # noqa: E402
 from awsprac.steps.nat.gateway import (  # noqa: E402
     addresses_and_gateway, apply_address, apply_gateway, diff_address, diff_gateway,
 )
@@ -342,4 +348,4 @@ from awsprac.steps.nat.launch_image import Image, deregister_ami, find_baked_ami
 from awsprac.steps.nat.export import export_terraform  # noqa: E402
 from awsprac.steps.nat.doctor import doctor_checks, doctor_names  # noqa: E402
 from awsprac.steps.nat.cost import cost_comparison, cost_comparison_text, cost_lines  # noqa: E402
-from awsprac.steps.nat.park import PARK_LABEL, park_target  # noqa: E402
+from awsprac.steps.nat.park import PARK_LABEL, PARKED_STATES, park_target  # noqa: E402

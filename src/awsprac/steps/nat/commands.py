@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from awsprac.engine.options import ENV_OPTION, app_for, global_options
+from awsprac.engine.options import ENV_OPTION, Group, app_for, global_options
 
 
-@click.group("nat")
+@click.group("nat", cls=Group)
 def group() -> None:
     """The NAT instance: bake its AMI so other envs (prd) launch from it; verify it forwards."""
 

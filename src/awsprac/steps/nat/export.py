@@ -15,7 +15,7 @@ def export_terraform(ctx: Context, out: Exporter) -> None:
     mode = cfg.nat.mode
     if mode == "none":
         return
-    f = out.file("nat.tf", f"The NAT, mode {mode} (SPEC section 3).")
+    f = out.file("nat.tf", f"The NAT, mode {mode} (docs/reference.md section 3).")
     have = ctx.observed[nat.NAME]
     n = nat.names(cfg)
     if mode == "gateway":

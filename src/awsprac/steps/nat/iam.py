@@ -1,4 +1,4 @@
-"""Step `nat-iam`: the NAT instance's IAM role and instance profile `{project}-nat-{env}` (SPEC section 3).
+"""Step `nat-iam`: the NAT instance's IAM role and instance profile `{project}-nat-{env}` (docs/reference.md section 3).
 
 A step of its own with no prerequisite, so the runner starts it at once: IAM takes seconds to
 minutes to become visible to EC2, and that time overlaps building the network. In a mode other

@@ -58,10 +58,7 @@ def diff_instance(ctx: Context, spec: InstanceSpec, have: Observed) -> list[Chan
         current = [g.get("GroupName") or g["GroupId"] for g in groups]
         fields.append(FieldDiff("security groups", ", ".join(current) or None, ", ".join(current + [names(ctx.cfg).sg])))
     changes = update(ctx, NAME, instance, fields, spec)
-    reports = []
-    if instance.state in ("stopping", "stopped"):
-        reports.append(((FieldDiff("state", instance.state, "running"),),
-                        f"the private subnets have no way out while it is stopped: start it (`aws ec2 start-instances --instance-ids {instance.id}`)"))
+    reports = []  # stopped is not drift: the env is parked (`awsprac stop`), and plan/status say so
     if image is not None and image.id and raw.get("ImageId") != image.id:
         reports.append(((FieldDiff("ami", raw.get("ImageId"), image.id),),
                         f"the NAT would launch today from {image.source}, not from the image it runs; it is kept (replacing it "
@@ -225,3 +222,28 @@ def _set_profile(ctx: Context, instance_id: str, profile: str) -> None:
     else:
         call = lambda: ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": profile}, InstanceId=instance_id)
     waiting.retry_on(profile_not_ready, call, IAM_PROPAGATION_BUDGET, ctx.report, f"giving instance {instance_id} profile {profile}")
+
+
+def setup_state(ctx: Context, instance: lookup.Found) -> str:
+    """For `status` only: whether the user data's NAT setup finished at boot, from the instance's console
+    output (GetConsoleOutput, the CLI user's read; the script writes its result there). Unknown when the
+    console holds no result (the sandbox, a reboot since) or cannot be read: status still shows the rest."""
+    from awsprac.steps.nat.userdata import setup_result
+
+    env = ctx.cfg.env
+    try:  # AWS sends it base64-encoded; botocore decodes it (its after-call handler for GetConsoleOutput)
+        output = ctx.aws.ec2.get_console_output(InstanceId=instance.id).get("Output") or ""
+    except Exception as exc:
+        code = error_code(exc)
+        if not code:
+            raise
+        return f"NAT setup unknown (console output not readable: {code})"
+    result = setup_result(output)
+    if result is None:
+        return "NAT setup unknown (no result on its console)"
+    if result == "finished":
+        return "NAT setup finished"
+    if result == "not finished":
+        return f"NAT setup not finished (started at boot, no result on its console yet): `awsprac nat verify --env {env}`"
+    return (f"NAT setup {result}: it is not forwarding; its log is /var/log/cloud-init-output.log on the instance "
+            f"(`aws ssm start-session --target {instance.id}`); `awsprac nat verify --env {env}` says what is missing")

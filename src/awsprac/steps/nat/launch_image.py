@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 import re
 
-from awsprac.engine import lookup, tags
+from awsprac.engine import lookup, tags, waiting
 from awsprac.engine.aws import error_code, is_not_found
 from awsprac.engine.context import Context
 from awsprac.engine.reconcile import gone_is_fine
-from awsprac.steps.nat import AMI
+from awsprac.steps.nat import AMI, SNAPSHOT_BUDGET
 
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
@@ -78,10 +78,18 @@ def deregister_ami(ctx: Context, image_id: str) -> None:
             return
         raise
     snapshots = [m["Ebs"]["SnapshotId"] for i in images for m in i.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-    gone_is_fine(ec2.deregister_image, ImageId=image_id)
+    # The snapshots go with the image: a DeleteSnapshot right after DeregisterImage is refused
+    # (InvalidSnapshot.InUse) for a while.
+    gone_is_fine(ec2.deregister_image, ImageId=image_id, DeleteAssociatedSnapshots=True)
     for snapshot in snapshots:
-        try:
-            ec2.delete_snapshot(SnapshotId=snapshot)
-        except Exception as exc:
-            if error_code(exc) not in ("InvalidSnapshot.NotFound",):
-                raise
+        # Normally already gone; one still there (an endpoint that ignores the flag) is deleted, waiting out "in use".
+        waiting.retry_on(lambda e: error_code(e) == "InvalidSnapshot.InUse", lambda snapshot=snapshot: _delete_snapshot(ec2, snapshot),
+                         SNAPSHOT_BUDGET, ctx.report, f"deleting snapshot {snapshot} of AMI {image_id}")
+
+
+def _delete_snapshot(ec2, snapshot: str) -> None:
+    try:
+        ec2.delete_snapshot(SnapshotId=snapshot)
+    except Exception as exc:
+        if error_code(exc) != "InvalidSnapshot.NotFound":
+            raise

@@ -10,6 +10,7 @@ from awsprac.engine.context import Context
 from awsprac.engine.park import Parked, Target
 
 PARK_LABEL = ("NAT instance", "NAT instance")  # short, and as in "no NAT instance"
+PARKED_STATES = frozenset({"stopped", "stopping"})  # what `stop` leaves: status says parked, plan no drift
 NAT_WAIT = 600.0
 NAT_POLL = 5.0
 EC2_BUSY = ("IncorrectInstanceState", "IncorrectState")

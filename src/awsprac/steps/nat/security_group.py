@@ -9,7 +9,7 @@ from awsprac.engine import lookup, tags
 from awsprac.engine.aws import error_code
 from awsprac.engine.context import Context
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import delete_when_free, eventually, gone_is_fine, network_interfaces, retag, update
+from awsprac.engine.reconcile import delete_when_free, eventually, gone_is_fine, network_interfaces, retag, revoke_references, update
 from awsprac.steps.nat import ANYWHERE, NAME, Observed, SG, SecurityGroupSpec, desired
 
 
@@ -110,6 +110,7 @@ def rule_text(rule: dict) -> str:
 def apply_security_group(ctx: Context, change: Change) -> None:
     ec2, have, spec = ctx.aws.ec2, ctx.observed[NAME], change.spec
     if change.action is Action.DELETE:
+        revoke_references(ctx, change.id, ctx.observed["vpc"].id)  # e.g. step db-ingress's rule into the DB's group
         delete_when_free(ctx, change, ec2.delete_security_group, lambda: network_interfaces(ec2, group_id=change.id), GroupId=change.id)
         return
     if change.action is Action.CREATE:

@@ -9,7 +9,10 @@ FORWARD opened, rules saved) and avoids that recipe's known failures:
   interface variable can never turn it into a rule that matches nothing;
 - `dnf` races cloud-init's own package work at first boot: the install is retried;
 - cloud-init runs user data once per instance, so it runs again on an instance launched from the
-  baked AMI: every part is idempotent (one rule, tagged with a comment; stale ones replaced).
+  baked AMI: every part is idempotent (one rule, tagged with a comment; stale ones replaced);
+- a failed first boot is silent on AWS: the script says how it went on the instance's console
+  (`awsprac-nat: setup started`, then `ready` or `setup FAILED ...`), which `status` reads back with
+  ec2:GetConsoleOutput, a call of the CLI user's: the instance needs no permission for it.
 
 The functions can be sourced on their own (the last line runs `main` only when the file is
 executed), and the AWSPRAC_* variables move the files it writes: that is how the tests run the
@@ -21,11 +24,14 @@ from __future__ import annotations
 from awsprac.config import EnvConfig
 
 RULE_COMMENT = "awsprac-nat"
+# What the script writes on the console (each line starts with MARK), read back by setup_result().
+MARK = "awsprac-nat: "
+STARTED, READY, FAILED = "setup started", "ready", "setup FAILED"
 
 SCRIPT = r"""#!/bin/bash
 # awsprac: makes this instance the NAT of VPC @VPC_CIDR@ (env @ENV@). Safe to run again.
 # Log: /var/log/cloud-init-output.log (cloud-init), or run it by hand as root.
-set -euo pipefail
+set -Eeuo pipefail
 
 VPC_CIDR="@VPC_CIDR@"
 COMMENT="@COMMENT@"
@@ -33,8 +39,22 @@ SYSCTL_FILE="${AWSPRAC_SYSCTL_FILE:-/etc/sysctl.d/90-awsprac-nat.conf}"
 RULES_FILE="${AWSPRAC_RULES_FILE:-/etc/sysconfig/iptables}"
 RETRY_DELAY="${AWSPRAC_RETRY_DELAY:-5}"
 INSTALL_ATTEMPTS=12
+CONSOLE="${AWSPRAC_CONSOLE:-/dev/console}"
 
 log() { echo "awsprac-nat: $*"; }
+
+# The result, on the console too: `awsprac status` reads it back (GetConsoleOutput).
+result() {
+    log "$*"
+    { echo "awsprac-nat: $*" >> "$CONSOLE"; } 2>/dev/null || true
+}
+
+# Each part of main runs through `run`, so a failure names the part that failed.
+STEP=start
+run() {
+    STEP="$1"
+    "$@"
+}
 
 # The rule: VPC traffic going outside the VPC leaves with this instance's address. No `-o IFACE`.
 MASQUERADE=(-s "$VPC_CIDR" ! -d "$VPC_CIDR" -m comment --comment "$COMMENT" -j MASQUERADE)
@@ -93,13 +113,16 @@ primary_interface() {
 }
 
 main() {
-    install_iptables_services
+    trap 'result "@FAILED@ at $STEP (exit $?)"' ERR
+    result "@STARTED@"
+    run install_iptables_services
     # Enabled before our rules go in: starting the service loads the saved (or stock) rules file.
-    systemctl enable --now iptables
-    enable_forwarding
-    configure_nat
-    save_rules
-    log "ready: forwarding on, masquerading $VPC_CIDR to outside the VPC (primary interface: $(primary_interface || true))"
+    run systemctl enable --now iptables
+    run enable_forwarding
+    run configure_nat
+    run save_rules
+    trap - ERR
+    result "@READY@: forwarding on, masquerading $VPC_CIDR to outside the VPC (primary interface: $(primary_interface || true))"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
@@ -113,4 +136,21 @@ def render(cfg: EnvConfig) -> str:
         SCRIPT.replace("@VPC_CIDR@", cfg.network.vpc_cidr)
         .replace("@ENV@", cfg.env)
         .replace("@COMMENT@", RULE_COMMENT)
+        .replace("@STARTED@", STARTED).replace("@READY@", READY).replace("@FAILED@", FAILED)
     )
+
+
+def setup_result(console: str) -> str | None:
+    """How the user data's NAT setup went, from the instance's console output: "finished", "failed at
+    <part> (exit N)", "not finished" (started, no result: still running, or cut off by a stop), or None when the
+    output holds no result (a sandbox, a console captured before the script ran, a reboot since)."""
+    lines = [line.split(MARK, 1)[1].strip() for line in console.splitlines() if MARK in line]
+    results = [line for line in lines if line == STARTED or line.startswith((READY + ":", FAILED))]
+    if not results:
+        return None
+    last = results[-1]
+    if last.startswith(READY + ":"):
+        return "finished"
+    if last.startswith(FAILED):
+        return "failed" + last[len(FAILED):]
+    return "not finished"

@@ -78,7 +78,8 @@ def find_instance(ctx) -> lookup.Found:
         vpc = lookup.find_by_names(ec2, lookup.VPC, [cfg.vpc_name]).get(cfg.vpc_name)
         instance = lookup.find_by_names(ec2, nat.NAT_INSTANCE, [name], vpc.id).get(name) if vpc else None
     if instance is None:
-        raise NatNotVerified(f"no NAT instance {name} in env {cfg.env}: run `awsprac up --env {cfg.env}` first")
+        # nothing built yet: exit 2, as for every command that needs a resource to act on (db reset-password, export)
+        raise UsageError(f"no NAT instance {name} in env {cfg.env}: run `awsprac up --env {cfg.env}` first")
     return instance
 
 
@@ -147,6 +148,12 @@ def parse(output: str) -> dict[str, str]:
 def judge(invocation: dict) -> list[Result]:
     status = invocation.get("Status", "")
     values = parse(invocation.get("StandardOutputContent") or "")
+    if status == "Success" and not (invocation.get("StandardOutputContent") or invocation.get("StandardErrorContent")):
+        # The script prints a line per check whatever happens: "Success" with no output at all is an
+        # emulation (the sandbox, moto behind AWS_ENDPOINT_URL) that runs nothing on instances.
+        raise UsageError("the checks did not run on the NAT instance: command Success with no output at all: the endpoint "
+                         "answering runs no commands on instances (an emulation such as the sandbox cannot); "
+                         "`awsprac nat verify` needs AWS")
     if status not in ("Success", "Failed") or not values:
         detail = (invocation.get("StandardErrorContent") or invocation.get("StatusDetails") or "no output").strip().splitlines()
         raise NatNotVerified(f"the checks did not run on the NAT instance: command {status or 'unknown'} "
@@ -163,6 +170,10 @@ def verify(ctx) -> list[Result]:
 
 def run(app) -> None:
     """`awsprac nat verify`: one line per check, exit 1 when any fails."""
+    if app.settings.sandbox:
+        # moto answers SendCommand with "Success" and runs nothing: there is nothing to verify.
+        raise UsageError(f"the sandbox cannot run commands on instances, so it cannot check a NAT instance from inside: "
+                         f"run `awsprac nat verify --env {app.cfg.env}` against AWS")
     ctx = app.context()
     results = verify(ctx)
     show(app.report, results, ctx.cfg.env, f"NAT checks for {app.title}")

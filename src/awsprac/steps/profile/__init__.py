@@ -1,4 +1,4 @@
-"""Step `profile`: who awsprac acts as, checked, never changed (SPEC section 1).
+"""Step `profile`: who awsprac acts as, checked, never changed (docs/reference.md section 1).
 
 Read-only on purpose. The CLI user and its key are made by `awsprac profile create-user` or
 `awsprac profile import`, which need administrator credentials or a downloaded CSV: neither fits

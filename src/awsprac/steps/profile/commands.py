@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from awsprac.engine.options import ENV_OPTION, app_for, global_options
+from awsprac.engine.options import ENV_OPTION, Group, app_for, global_options
 
 
-@click.group("profile")
+@click.group("profile", cls=Group)
 @global_options
 def group() -> None:
-    """The CLI user's access key in the named profile aws-practice-terraform-ENV (SPEC section 1).
+    """The CLI user's access key in the named profile aws-practice-terraform-ENV (docs/reference.md section 1).
 
     \b
       awsprac profile import --env stg --csv FILE [--direnv]   the key the IAM console downloaded

@@ -1,4 +1,4 @@
-"""`awsprac profile import | create-user | check`: the CLI user's access key in a named profile (SPEC section 1).
+"""`awsprac profile import | create-user | check`: the CLI user's access key in a named profile (docs/reference.md section 1).
 
 The guide's manual part (an IAM user with AdministratorAccess, an access key downloaded as
 CSV, `aws configure`, sections renamed by hand, direnv) as commands. The secret key is never
@@ -137,7 +137,7 @@ def import_csv(app: App, csv_path: Path, direnv: bool, force: bool) -> None:
     key = read_csv(csv_path)
     user = cfg.name("{project}-terraform-{env}")
     if key.user_name and key.user_name != user:
-        report.warn(f"{csv_path} is for IAM user {key.user_name!r}, not {user!r} (SPEC's CLI user for env {cfg.env})")
+        report.warn(f"{csv_path} is for IAM user {key.user_name!r}, not {user!r} (awsprac's CLI user for env {cfg.env})")
     files = inifiles.AwsFiles.locate()
     edit = load_profile(files, profile)
     refuse_other_key(edit, files, key.key_id, force)
@@ -211,7 +211,7 @@ def create_user(app: App, force: bool) -> None:
         # The secret is shown once, at creation: make sure it can be stored before asking for it.
         inifiles.probe([files.credentials, files.config])
     if console:
-        report.warn(f"user {user} can sign in to the console (it has a password); SPEC's CLI user has none: remove it in the IAM console")
+        report.warn(f"user {user} can sign in to the console (it has a password); awsprac's CLI user has none: remove it in the IAM console")
 
     if not exists:
         with translate("creating", f"IAM user {user}"):
@@ -248,12 +248,20 @@ def check(app: App) -> None:
 
     import botocore.session
 
+    from awsprac.engine.aws import resolve_profile
+
     _refuse_sandbox(app)
     cfg, report = app.cfg, app.report
-    profile = app.settings.profile or cfg.profile_name
+    # The README's precedence, as every other command has it: --profile > AWS_PROFILE > the env file's profile
+    profile, source = resolve_profile(app.settings.profile, cfg.profile_name)
+    if profile is None:  # the env's profile does not exist yet: that is what to report
+        profile, source = cfg.profile_name, "the env file"
     files = inifiles.AwsFiles.locate()
     session = botocore.session.Session()
     if profile not in session.available_profiles:
+        if source != "the env file":
+            raise UsageError(f"profile {profile} (from {source}) not found in {files.credentials} or {files.config}: "
+                             f"fix {source}, or leave it out to check the env's profile {cfg.profile_name}")
         raise UsageError(
             f"profile {profile} not found in {files.credentials} or {files.config}: run "
             f"`awsprac profile import --env {cfg.env} --csv FILE` or `awsprac profile create-user --env {cfg.env}`"
@@ -267,7 +275,7 @@ def check(app: App) -> None:
     else:
         account = f"{identity.account} ({'NOT ' if wrong_account else ''}the account {cfg.path} pins)"
     report.key_values({
-        "profile": profile,
+        "profile": profile if source == "the env file" else f"{profile} (from {source})",
         "access key": mask(key_id) if key_id else "(not in the credentials file)",
         "account": account,
         "arn": identity.arn,

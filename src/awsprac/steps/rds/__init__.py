@@ -1,5 +1,5 @@
 """Step `rds`: the database's security group, DB subnet group, DB parameter group and the PostgreSQL
-instance itself, with every setting of SPEC section 5.
+instance itself, with every setting of docs/reference.md section 5.
 
 - The engine version is resolved from AWS (the default minor of the configured major) when the instance
   is created, and afterwards compared by major only: automatic minor upgrades are not drift.
@@ -16,7 +16,7 @@ instance itself, with every setting of SPEC section 5.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from awsprac.engine import tags, waiting
 from awsprac.steps.rds import dbsecret
@@ -31,12 +31,12 @@ from awsprac.steps.rds.instance import client as rds_client
 from awsprac.engine.reconcile import applying, delete_change, gone_is_fine
 
 NAME = "rds"
-REQUIRES = ("vpc", "subnets", "secrets", "app-network")  # app-network: the API's group, a source of the DB's (db_sources)
+REQUIRES = ("vpc", "subnets", "secrets")
 # The three groups at once, then the instance that uses them (on destroy: the instance, then the groups at once).
 OBSERVES_AFTER = ("vpc",)  # observe() needs the VPC's id; the secret and the instance it shares with step secrets
 CHANGES_AFTER = {"DB instance": ("security group", "DB subnet group", "DB parameter group")}
 
-DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; SPEC keeps it
+DESCRIPTION = "Managed by Terraform"  # what the guide's console screens leave; docs/reference.md keeps it
 GROUP_DELETE_WAIT = 5 * 60  # a subnet/parameter group stays "in use" briefly after its instance is gone
 SG_DELETE_WAIT = 20 * 60  # the instance's network interfaces linger for minutes and hold the group
 
@@ -71,6 +71,8 @@ class Observed:
     db: Found | None
     engine: EngineDefault | None = None
     secret: dbsecret.SecretState | None = None  # read fresh: this step writes DB_HOST into it
+    peers: dict = field(default_factory=dict)  # {name: Found}: the groups step db-ingress lets in (not 'by hand')
+    master: Found | None = None  # rds-master-{env} as this look saw it (`db create-app-user` makes it)
 
     @property
     def ready(self) -> bool:
@@ -153,7 +155,19 @@ def observe(ctx: Context) -> Observed:
         db = Found(db_spec.kind, db_spec.name, raw["DBInstanceIdentifier"], raw.get("DBInstanceStatus", ""), tags.as_dict(raw.get("TagList")), raw)
     # AWS's default version matters only to what is still to be made (asked above when that was likely).
     default = (default or engine()) if db is None or parameter_group is None else None
-    return Observed(sg, subnet_group, parameter_group, db, default, secret_state)
+    # The groups the DB's group may let in (step db-ingress's rules): from the same read as the DB's own group.
+    # rds-master-{env}: from the same read as the secret (step secrets'), so a create need not ask again.
+    master = dbsecret.listed_as_seen(ctx)[dbsecret.master_secret_name(ctx.cfg)]
+    return Observed(sg, subnet_group, parameter_group, db, default, secret_state, ingress.peers(ctx, vpc_id), master)
+
+
+def status_states(ctx: Context, have: Observed) -> dict:
+    """For `awsprac status`: the instance's state with its backup and maintenance windows (from its description)."""
+    if have.db is None:
+        return {}
+    raw = have.db.raw
+    windows = f"backup {raw.get('PreferredBackupWindow', '?')} UTC, maintenance {raw.get('PreferredMaintenanceWindow', '?')} UTC"
+    return {(have.db.kind, have.db.name): f"{have.db.state}; {windows}"}
 
 
 def owned_db(ctx: Context, raw: dict | None) -> bool:
@@ -166,10 +180,10 @@ def owned_db(ctx: Context, raw: dict | None) -> bool:
 def diff(ctx: Context, want: list, have: Observed) -> list[Change]:
     sg_spec, sng_spec, pg_spec, db_spec = want
     return (
-        sg_changes(ctx, sg_spec, have.sg)
+        sg_changes(ctx, sg_spec, have.sg, have.peers)
         + subnet_group_changes(ctx, sng_spec, have.subnet_group)
-        + parameter_group_changes(ctx, pg_spec, have.parameter_group, have.engine)
-        + db_changes(ctx, db_spec, have)
+        + parameter_group_changes(ctx, pg_spec, have)
+        + db_changes(ctx, db_spec, have, wrong_group_blocks_create(ctx, pg_spec, have))
     )
 
 
@@ -205,6 +219,21 @@ def db_stays(ctx: Context) -> str | None:
     if have.db.raw.get("DeletionProtection") and not ctx.options.force:
         return "deletion protection is on"
     return None
+
+
+def destroy_blockers(ctx: Context, have: Observed) -> list[str]:
+    """Why a destroy must not start at all: an instance it keeps would keep its network too (its
+    interfaces stay in the private subnets and its security group), so the subnets and the VPC could
+    not go and the env would be left half torn down. Terraform's prevent_destroy: refuse up front."""
+    stays = db_stays(ctx)
+    if stays is None:
+        return []
+    name, env = have.db.name, ctx.cfg.env
+    if ctx.owns(have.db):
+        return [f"DB instance {name} has deletion protection on and would keep its subnets, security group and VPC: "
+                f"`awsprac destroy --env {env} --force` turns protection off, takes a final snapshot and deletes it"]
+    return [f"DB instance {name} is {stays}, so destroy leaves it, and it would keep its subnets and VPC: "
+            f"delete it yourself, or tag it {tags.ENV_KEY}={env} to let destroy take it"]
 
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
@@ -261,12 +290,13 @@ def _delete(ctx: Context, change: Change) -> None:
 from awsprac.steps.rds.groups import (  # noqa: E402
     apply_parameter_group, apply_sg, apply_subnet_group, current_sg_id, find_group, find_sg,
     parameter_group_changes, read_on_its_own, retag_rds, sg_changes, subnet_group_changes,
-    used_parameter_group, used_subnet_group,
+    used_parameter_group, used_subnet_group, wrong_group_blocks_create,
 )
 from awsprac.steps.rds.lifecycle import create_db, db_changes, delete_db, update_db  # noqa: E402
+from awsprac.steps.rds import ingress  # noqa: E402
 
 # --- its other facets (see awsprac.steps) ---
 
 from awsprac.steps.rds.export import export_terraform  # noqa: E402
-from awsprac.steps.rds.cost import cost_lines  # noqa: E402
-from awsprac.steps.rds.park import PARK_LABEL, park_target  # noqa: E402
+from awsprac.steps.rds.cost import cost_lines, left_behind  # noqa: E402
+from awsprac.steps.rds.park import PARK_LABEL, PARKED_STATES, park_target  # noqa: E402

@@ -1,10 +1,13 @@
-"""The database's cost facet: instance hours, storage and manual snapshots, and its credentials' secret."""
+"""The database's cost facet: instance hours, storage and manual snapshots (or, with no instance, the
+final snapshots destroy left), and its credentials' secret; those final snapshots for `status` and
+`destroy` too (left_behind)."""
 
 from __future__ import annotations
 
 from awsprac.engine.aws import translate
 from awsprac.engine.context import Context
-from awsprac.engine.prices import Line, money
+from awsprac.engine.errors import UsageError
+from awsprac.engine.prices import Line, money, price_table
 
 
 def cost_lines(ctx: Context, prices: dict, nat_gb: float) -> tuple[list[Line], list[str]]:
@@ -39,6 +42,8 @@ def cost_lines(ctx: Context, prices: dict, nat_gb: float) -> tuple[list[Line], l
             monthly = money(size * prices["rds_snapshot_gb_month"])
             out.append(Line("DB snapshots", f"{len(snapshots)} manual snapshot(s)", db.id, "available", monthly, monthly,
                             f"at most {size} GiB x {prices['rds_snapshot_gb_month']}/GB-month (snapshots are incremental)"))
+    else:
+        out += _final_snapshot_lines(ctx, prices)
 
     # The secret holds the DB's credentials: priced with it.
     secret = ctx.observed["secrets"].secret
@@ -54,3 +59,40 @@ def _snapshots(ctx: Context, db_id: str) -> list[dict]:
     with translate("looking up", f"the manual snapshots of DB instance {db_id}"):
         pages = rds.get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=db_id, SnapshotType="manual")
         return [s for page in pages for s in page["DBSnapshots"]]
+
+
+def _final_snapshot_lines(ctx: Context, prices: dict) -> list[Line]:
+    """With no instance: the final snapshots destroy left (with one, the manual snapshots line holds them)."""
+    left = _leftover_snapshots(ctx)
+    if not left:
+        return []
+    size = sum(s.get("AllocatedStorage", 0) for s in left)
+    monthly = money(size * prices["rds_snapshot_gb_month"])
+    ids = ", ".join(s["DBSnapshotIdentifier"] for s in left)
+    return [Line("DB final snapshots", f"{len(left)} left by destroy", ids, "available", monthly, monthly,
+                 f"at most {size} GiB x {prices['rds_snapshot_gb_month']}/GB-month, until deleted")]
+
+
+def _leftover_snapshots(ctx: Context) -> list[dict]:
+    from awsprac.steps.rds import db_name
+    from awsprac.steps.rds.instance import final_snapshots
+
+    return final_snapshots(ctx, db_name(ctx.cfg))
+
+
+def left_behind(ctx: Context) -> list[str]:
+    """One line per final snapshot destroy left: size, monthly cost (when the region has a price table), how to remove it."""
+    from awsprac.steps.rds import db_name
+    from awsprac.steps.rds.instance import snapshot_removal
+
+    try:
+        per_gb = price_table(ctx.cfg.region)["rds_snapshot_gb_month"]
+    except UsageError:
+        per_gb = None
+    notes = []
+    for s in _leftover_snapshots(ctx):
+        size = s.get("AllocatedStorage", 0)
+        price = f", ${money(size * per_gb):.2f}/month" if per_gb is not None else ""
+        notes.append(f"final snapshot {s['DBSnapshotIdentifier']} of {db_name(ctx.cfg)}: {size} GiB{price} until deleted: "
+                     f"{snapshot_removal(ctx, s['DBSnapshotIdentifier'])}")
+    return notes

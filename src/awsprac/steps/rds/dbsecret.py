@@ -1,4 +1,4 @@
-"""The database credentials secret `rds-main-{env}` (SPEC section 6): found, read, generated and written
+"""The database credentials secret `rds-main-{env}` (docs/reference.md section 6): found, read, generated and written
 so that the password never reaches a plan, a log line, an exception message or a process's arguments.
 
 The password only ever exists as a `Password`, whose repr and str are masked; `reveal()` is called in
@@ -22,7 +22,7 @@ from awsprac.config import DB_SECRET_KEYS
 
 KEYS = DB_SECRET_KEYS
 KIND = "secret"
-PASSWORD_LENGTH = 40  # SPEC: at least 32; RDS PostgreSQL takes up to 128
+PASSWORD_LENGTH = 40  # the guide: at least 32; RDS PostgreSQL takes up to 128
 # RDS refuses these in a master password.
 RDS_REFUSES = '/@" '
 # These break a connection string or URL (postgresql://user:pw@host/db?opts) or a shell line.
@@ -64,6 +64,11 @@ class SecretMissing(AwspracError):
 
 def secret_name(cfg) -> str:
     return cfg.name("rds-main-{env}")
+
+
+def master_secret_name(cfg) -> str:
+    """Where the master credentials live once `db create-app-user` gave rds-main-{env} to the app user."""
+    return cfg.name("rds-master-{env}")
 
 
 def usable(password: str) -> bool:
@@ -111,33 +116,57 @@ def client(ctx: Context):
     return ctx.aws.client("secretsmanager")
 
 
-def find(ctx: Context) -> SecretState | None:
-    """The secret by exact name, scheduled-for-deletion ones included (their name stays taken)."""
-    sm, name = client(ctx), secret_name(ctx.cfg)
-    with translate("looking up", f"secret {name}"):
+def find(ctx: Context, name: str | None = None) -> SecretState | None:
+    """The secret (rds-main-{env} unless named) by exact name, scheduled-for-deletion ones included
+    (their name stays taken)."""
+    name = name or secret_name(ctx.cfg)
+    return _state(ctx, _listed(ctx, [name])[name])
+
+
+def _listed(ctx: Context, names: list[str]) -> dict[str, Found | None]:
+    """{name: Found or None}: the secrets of those exact names, in one read."""
+    sm = client(ctx)
+    with translate("looking up", f"secret {' and '.join(names)}"):
         # list_secrets, not describe_secret(SecretId=name): a name ending in '-' + 6 characters is
         # also read as a partial ARN; the name filter is a prefix match, so keep exact names only.
         pages = sm.get_paginator("list_secrets").paginate(
-            Filters=[{"Key": "name", "Values": [name]}], IncludePlannedDeletion=True,
+            Filters=[{"Key": "name", "Values": names}], IncludePlannedDeletion=True,
         )
-        matches = [s for page in pages for s in page.get("SecretList", []) if s.get("Name") == name]
-        if not matches:
-            return None
+        listed = [s for page in pages for s in page.get("SecretList", [])]
+    found: dict[str, Found | None] = {}
+    for name in names:
+        matches = [s for s in listed if s.get("Name") == name]
         if len(matches) > 1:
             raise AmbiguousResource(KIND, name, [m["ARN"] for m in matches])
-        (item,) = matches
-        from awsprac.engine import tags as tagging
+        found[name] = _to_found(matches[0]) if matches else None
+    return found
 
-        found = Found(KIND, name, item["ARN"], "scheduled for deletion" if item.get("DeletedDate") else "active",
-                      tagging.as_dict(item.get("Tags")), item)
-        if found.raw.get("DeletedDate"):
-            return SecretState(found, problem="scheduled for deletion")
-        return _read(sm, found)
+
+def _to_found(item: dict) -> Found:
+    from awsprac.engine import tags as tagging
+
+    state = "scheduled for deletion" if item.get("DeletedDate") else "active"
+    return Found(KIND, item["Name"], item["ARN"], state, tagging.as_dict(item.get("Tags")), item)
+
+
+def _state(ctx: Context, found: Found | None) -> SecretState | None:
+    if found is None:
+        return None
+    if found.raw.get("DeletedDate"):
+        return SecretState(found, problem="scheduled for deletion")
+    with translate("reading", f"secret {found.name}"):
+        return _read(client(ctx), found)
+
+
+def listed_as_seen(ctx: Context) -> dict[str, Found | None]:
+    """Both DB secrets (rds-main-{env}, rds-master-{env}) as this look at the env saw them: one read."""
+    cfg = ctx.cfg
+    return ctx.reads.once("db secrets", lambda: _listed(ctx, [secret_name(cfg), master_secret_name(cfg)]))
 
 
 def as_seen(ctx: Context) -> SecretState | None:
     """The secret as this look at the env saw it: read once, for steps secrets and rds."""
-    return ctx.reads.once("secret", lambda: find(ctx))
+    return ctx.reads.once("secret", lambda: _state(ctx, listed_as_seen(ctx)[secret_name(ctx.cfg)]))
 
 
 def _read(sm, found: Found) -> SecretState:
@@ -177,7 +206,7 @@ def generate_password(ctx: Context) -> Password:
 
 
 def secret_string(values: dict[str, Any], password: Password) -> str:
-    """The secret's JSON: SPEC's keys first, in order, then any a person added."""
+    """The secret's JSON: the keys docs/reference.md lists first, in order, then any a person added."""
     body = {k: values[k] for k in KEYS if k in values and k != "DB_PASSWORD"}
     body["DB_PASSWORD"] = password.reveal()
     body.update({k: v for k, v in values.items() if k not in body})
@@ -203,12 +232,13 @@ class _NameNotFreeYet(Exception):
 NAME_FREE_WAIT = 60  # AWS finishes a forced delete in the background, within seconds
 
 
-def create(ctx: Context, values: dict[str, Any], password: Password, description: str) -> SecretState:
-    """Create the secret; if its name turns out taken (a retried create, or a secret scheduled for
-    deletion), the existing one is restored and returned instead, unchanged."""
+def create(ctx: Context, values: dict[str, Any], password: Password, description: str, name: str | None = None,
+           kms_key_id: str | None = None) -> SecretState:
+    """Create the secret (rds-main-{env} unless named); if its name turns out taken (a retried create, or
+    a secret scheduled for deletion), the existing one is restored and returned instead, unchanged."""
     from awsprac.engine import tags, waiting
 
-    name = secret_name(ctx.cfg)
+    name = name or secret_name(ctx.cfg)
     sm = client(ctx)
     token = tokens.client_token("secret", ctx.cfg.project, ctx.cfg.env, name)
 
@@ -217,12 +247,12 @@ def create(ctx: Context, values: dict[str, Any], password: Password, description
             with translate("creating", f"secret {name}"):
                 reply = sm.create_secret(
                     Name=name, Description=description, SecretString=secret_string(values, password),
-                    ClientRequestToken=token, Tags=tags.as_list(ctx.tags(name)),
+                    ClientRequestToken=token, Tags=tags.as_list(ctx.tags(name)), **({"KmsKeyId": kms_key_id} if kms_key_id else {}),
                 )
         except AwspracError as exc:
             if getattr(exc, "code", "") not in NAME_TAKEN_CODES:
                 raise
-            existing = find(ctx)
+            existing = find(ctx, name)
             if existing is None:
                 raise _NameNotFreeYet(str(exc)) from None
             ctx.report.debug(f"secret {name} exists already ({existing.found.state}): using it")
@@ -245,10 +275,33 @@ def restore(ctx: Context, state: SecretState) -> SecretState:
     with translate("restoring", f"secret {state.found.name}"):
         client(ctx).restore_secret(SecretId=state.arn)
     ctx.report.info(f"restored secret {state.found.name} (it was scheduled for deletion on {state.deletion_date})")
-    restored = find(ctx)
+    restored = find(ctx, state.found.name)
     if restored is None or restored.pending_deletion:
         raise AwspracError(f"secret {state.found.name} could not be restored: run the same command again")
     return restored
+
+
+def master_state(ctx: Context) -> SecretState | None:
+    """rds-master-{env} read now, or None while it does not exist (the master is then in rds-main-{env})."""
+    state = find(ctx, master_secret_name(ctx.cfg))
+    if state is None:
+        return None
+    if state.pending_deletion:
+        state = restore(ctx, state)
+    if state.password is None:
+        raise AwspracError(
+            f"secret {state.found.name} holds no usable master password ({state.problem}): "
+            f"run `awsprac db reset-password --env {ctx.cfg.env}` to set a new one and store it there"
+        )
+    return state
+
+
+def master_host(ctx: Context, host: str) -> None:
+    """DB_HOST of rds-master-{env}, when it exists, follows the instance's endpoint too."""
+    master = find(ctx, master_secret_name(ctx.cfg))
+    if master is None or master.pending_deletion or master.password is None or master.values.get("DB_HOST") == host:
+        return
+    put(ctx, master, {**master.values, "DB_HOST": host}, master.password, "db-host")
 
 
 def missing_message(cfg, db_id: str, problem: str) -> str:

@@ -13,7 +13,7 @@ from awsprac.steps.rds.groups import read_on_its_own
 def export_terraform(ctx: Context, out: Exporter) -> None:
     from awsprac.steps import rds
 
-    f = out.file("database.tf", "The database: security group, subnet and parameter groups, PostgreSQL (SPEC section 5).")
+    f = out.file("database.tf", "The database: security group, subnet and parameter groups, PostgreSQL (docs/reference.md section 5).")
     have = ctx.observed[rds.NAME]
     sg_spec, sng_spec, pg_spec, db_spec = rds.desired(ctx.cfg)
     sg = out.security_group(f, "db", have.sg, sg_spec.name)
@@ -81,10 +81,12 @@ def export_terraform(ctx: Context, out: Exporter) -> None:
         "deletion_protection": c.deletion_protection,
         "apply_immediately": c.apply_immediately,
         "skip_final_snapshot": False,
-        "final_snapshot_identifier": f"{db['DBInstanceIdentifier']}-final",
+        # A fixed name would collide on the second destroy (DBSnapshotAlreadyExists): the time goes in it,
+        # and the changing value is ignored between destroys.
+        "final_snapshot_identifier": Expr(f'format("%s-final-%s", "{db["DBInstanceIdentifier"]}", formatdate("YYYYMMDD-hhmmss", timestamp()))'),
         "tags": out.tags(have.db.name),
         # The master password lives in secret rds-main-<env> (awsprac wrote it there first). It is
         # never written here; Terraform leaves the instance's password as it is.
-        "lifecycle": Block({"ignore_changes": [Expr("password")]}),
+        "lifecycle": Block({"ignore_changes": [Expr("password"), Expr("final_snapshot_identifier")]}),
     }
     f.add(Resource("aws_db_instance", "main", attrs, db["DBInstanceIdentifier"]))

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import botocore.exceptions
 
-from awsprac.engine import batched, lookup, sgrules, tags
+from awsprac.engine import batched, lookup, tags, waiting
 from awsprac.engine.aws import error_code, is_not_found, translate
-from awsprac.config import EnvConfig
 from awsprac.engine.context import Context
 from awsprac.engine.dag import concurrently
 from awsprac.engine.errors import AwspracError
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import add_missing_tags, retag, update
+from awsprac.engine.reconcile import add_missing_tags, gone_is_fine, retag, update
 from awsprac.steps.rds.instance import EngineDefault, client as rds_client
-from awsprac.steps.rds import NAME, ParameterGroupSpec, SgSpec, SubnetGroupSpec, owned_db, desired
+from awsprac.steps.rds import GROUP_DELETE_WAIT, NAME, Observed, ParameterGroupSpec, SgSpec, SubnetGroupSpec, owned_db, desired
+from awsprac.steps.rds import ingress
 
 
 def rds_tags(ctx: Context, arn: str) -> dict[str, str]:
@@ -115,54 +115,27 @@ def _extra_egress(rules: list[dict]) -> list[dict]:
     return extra
 
 
-def db_sources(cfg: EnvConfig) -> list[tuple[str, str]]:
-    """The security groups whose members may connect to the DB, as (step that owns the group, group name):
-    one shared list, each entry a rule of the DB group. None while only the guide's network exists; the
-    API's tasks once the app tier is on."""
-    sources = []
-    if cfg.app.enabled:
-        from awsprac.steps.app.common import names
-
-        sources.append(("app-network", names(cfg).backend))
-    return sources
-
-
-def inbound_rules(ctx: Context) -> list[sgrules.Rule]:
-    """The DB group's inbound rules: the DB port from each source group (its id "" while still to be made)."""
-    rules = []
-    for step, name in db_sources(ctx.cfg):
-        group = dict(getattr(ctx.observed.get(step), "groups", ()) or ()).get(name)
-        group_id = ctx.made.get(("security group", name)) or (group.id if group else "")
-        rules.append(sgrules.Rule(ctx.cfg.database.port, group_id=group_id, source=name))
-    return rules
-
-
-def sg_changes(ctx: Context, spec: SgSpec, sg: Found | None) -> list[Change]:
+def sg_changes(ctx: Context, spec: SgSpec, sg: Found | None, peers: dict) -> list[Change]:
     if sg is None:
-        inbound = "; ".join(r.text() for r in inbound_rules(ctx)) or "(none)"
-        fields = (FieldDiff("description", None, spec.description), FieldDiff("inbound", None, inbound), FieldDiff("outbound", None, ALL_OUT))
+        fields = (FieldDiff("description", None, spec.description), FieldDiff("inbound", None, "(none)"), FieldDiff("outbound", None, ALL_OUT))
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=fields, spec=spec)]
     changes: list[Change] = []
     if sg.raw.get("Description") != spec.description:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, sg.id, (FieldDiff("description", sg.raw.get("Description"), spec.description),),
                               note="a security group's description cannot change: recreate it once the database no longer uses it"))
     fields = []
-    inbound = sg.raw.get("IpPermissions", [])
+    inbound = ingress.unmanaged(ctx.cfg, sg.raw.get("IpPermissions", []), peers)  # step db-ingress's rules are not by hand
     egress = sg.raw.get("IpPermissionsEgress", [])
-    wanted = inbound_rules(ctx)
-    lacking = sgrules.missing(wanted, inbound)
-    if lacking:
-        fields.append(FieldDiff("inbound", None, "; ".join(r.text() for r in lacking)))
     if not any(_is_all_out(r) for r in egress):
         fields.append(FieldDiff("outbound", "; ".join(_rule_text(r) for r in egress) or None, ALL_OUT))
-    extra = [f"inbound {r.text()}" for r in sgrules.unwanted(wanted, inbound)] + [f"outbound {_rule_text(r)}" for r in _extra_egress(egress)]
+    extra = [("inbound", r) for r in inbound] + [("outbound", r) for r in _extra_egress(egress)]
     if extra:
-        text = "; ".join(extra)
+        text = "; ".join(f"{direction} {_rule_text(r)}" for direction, r in extra)
         if ctx.options.prune:
             fields.append(FieldDiff("rules added by hand", text, "(none)"))
         else:
             changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, sg.id, (FieldDiff("rules added by hand", text, "(none)"),),
-                                  note="kept; `awsprac up --prune` removes them (only the API's tasks may connect)"))
+                                  note="kept; `awsprac up --prune` removes them (the DB lets in only the groups the env file names)"))
     return changes + update(ctx, NAME, sg, fields, spec)
 
 
@@ -186,23 +159,53 @@ def subnet_group_changes(ctx: Context, spec: SubnetGroupSpec, group: Found | Non
     return update(ctx, NAME, group, fields, spec)
 
 
-def parameter_group_changes(ctx: Context, spec: ParameterGroupSpec, group: Found | None, engine: EngineDefault | None) -> list[Change]:
+def _wanted_family(ctx: Context, engine: EngineDefault | None) -> str:
+    # PostgreSQL's families are postgres<major>: an existing group is checked without asking AWS.
+    return engine.family if engine else f"{ctx.cfg.database.engine}{ctx.cfg.database.engine_major}"
+
+
+def _replaceable(ctx: Context, group: Found, have: Observed) -> bool:
+    """A group of the wrong family is made again when nothing can use it yet: ours, and no instance."""
+    return have.db is None and ctx.owns(group) and not group.raw.get(INFERRED)
+
+
+def parameter_group_changes(ctx: Context, spec: ParameterGroupSpec, have: Observed) -> list[Change]:
+    group, engine = have.parameter_group, have.engine
     if group is None:
         fields = (FieldDiff("description", None, spec.description), FieldDiff("family", None, f"{engine.family} (from {ctx.cfg.database.engine} {engine.version})"))
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=fields, spec=spec)]
-    # PostgreSQL's families are postgres<major>: an existing group is checked without asking AWS.
-    family = engine.family if engine else f"{ctx.cfg.database.engine}{ctx.cfg.database.engine_major}"
+    family = _wanted_family(ctx, engine)
     fixed = [
         FieldDiff(label, current, wanted)
         for label, current, wanted in (("family", group.raw.get("DBParameterGroupFamily"), family), ("description", group.raw.get("Description", spec.description), spec.description))
         if current != wanted
     ]
+    if fixed and _replaceable(ctx, group, have):
+        # Made from an earlier env file (another engine or major): no instance uses it, so it is
+        # deleted and made again, and the instance is never created with the wrong one.
+        return [Change(NAME, Action.UPDATE, spec.kind, spec.name, group.id, tuple(fixed),
+                       note="replaced: a parameter group's family and description cannot change, and no instance uses it yet", spec=spec)]
     changes = []
     if fixed:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, group.id, tuple(fixed),
                               note="a parameter group's family and description cannot change: once no instance uses it, "
                                    "delete it and `awsprac up` creates it again"))
+        if not ctx.owns(group):
+            return changes  # not what awsprac would make: not adopted either
     return changes + update(ctx, NAME, group, [], spec)
+
+
+def wrong_group_blocks_create(ctx: Context, spec: ParameterGroupSpec, have: Observed) -> str | None:
+    """Why the instance must not be created yet: its parameter group is of another family and is not
+    awsprac's to replace."""
+    group = have.parameter_group
+    if group is None or _replaceable(ctx, group, have):
+        return None
+    current, wanted = group.raw.get("DBParameterGroupFamily"), _wanted_family(ctx, have.engine)
+    if current == wanted:
+        return None
+    return (f"not created: its parameter group {spec.name} is of family {current}, not {wanted}, and is not tagged as this env's: "
+            "delete that group (it is not this env's, so awsprac does not replace it) and run `awsprac up` again")
 
 
 def current_sg_id(ctx: Context) -> str:
@@ -223,16 +226,13 @@ def current_sg_id(ctx: Context) -> str:
 def apply_sg(ctx: Context, change: Change) -> None:
     ec2, spec = ctx.aws.ec2, change.spec
     if change.action is Action.CREATE:
-        group_id = ctx.made[(spec.kind, spec.name)] = ec2.create_security_group(
+        ctx.made[(spec.kind, spec.name)] = ec2.create_security_group(
             GroupName=spec.name, Description=spec.description, VpcId=ctx.observed["vpc"].id,
             TagSpecifications=tags.specification("security-group", ctx.tags(spec.name)),
-        )["GroupId"]  # a new group allows all outbound traffic and no inbound
-        sgrules.authorize(ec2, group_id, inbound_rules(ctx))
+        )["GroupId"]  # a new group allows all outbound traffic and no inbound (step db-ingress adds its rules)
         return
     sg = ctx.observed[NAME].sg
     retag(ctx, sg)
-    wanted = inbound_rules(ctx)
-    sgrules.authorize(ec2, sg.id, sgrules.missing(wanted, sg.raw.get("IpPermissions", [])))
     if not any(_is_all_out(r) for r in sg.raw.get("IpPermissionsEgress", [])):
         try:
             ec2.authorize_security_group_egress(GroupId=sg.id, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
@@ -240,7 +240,9 @@ def apply_sg(ctx: Context, change: Change) -> None:
             if error_code(exc) != "InvalidPermission.Duplicate":
                 raise
     if ctx.options.prune:
-        sgrules.revoke(ec2, sg.id, sgrules.unwanted(wanted, sg.raw.get("IpPermissions", [])))
+        inbound = ingress.unmanaged(ctx.cfg, sg.raw.get("IpPermissions", []), ctx.observed[NAME].peers)
+        if inbound:
+            ec2.revoke_security_group_ingress(GroupId=sg.id, IpPermissions=[_strip(r) for r in inbound])
         extra = _extra_egress(sg.raw.get("IpPermissionsEgress", []))
         if extra:
             ec2.revoke_security_group_egress(GroupId=sg.id, IpPermissions=[_strip(r) for r in extra])
@@ -283,7 +285,13 @@ def apply_subnet_group(ctx: Context, change: Change) -> None:
 
 def apply_parameter_group(ctx: Context, change: Change) -> None:
     rds, spec = rds_client(ctx), change.spec
-    if change.action is Action.CREATE:
+    # An update of the family or description is a replacement (parameter_group_changes says when).
+    replace = change.action is Action.UPDATE and any(f.field in ("family", "description") for f in change.fields)
+    if replace:
+        waiting.retry_on(lambda e: error_code(e) == "InvalidDBParameterGroupState",
+                         lambda: gone_is_fine(rds.delete_db_parameter_group, DBParameterGroupName=change.id),
+                         GROUP_DELETE_WAIT, ctx.report, f"deleting DB parameter group {change.name} to make it again")
+    if change.action is Action.CREATE or replace:
         family = ctx.observed[NAME].engine.family
         try:
             rds.create_db_parameter_group(

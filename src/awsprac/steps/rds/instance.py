@@ -1,4 +1,4 @@
-"""The RDS instance of SPEC section 5, as knowledge the `rds` step uses: what CreateDBInstance is sent,
+"""The RDS instance of docs/reference.md section 5, as knowledge the `rds` step uses: what CreateDBInstance is sent,
 which settings can change in place (and how ModifyDBInstance takes them), which cannot, and waiting on
 its status. Pure functions of the env file and AWS's description, plus the describe/wait calls.
 
@@ -73,6 +73,11 @@ def find_db(ctx: Context, name: str) -> dict | None:
     return items[0] if items else None
 
 
+# What a new instance runs: AWS's default minor of the major (DescribeDBEngineVersions DefaultOnly), not the
+# newest; the env files and the README say the same words.
+DEFAULT_MINOR = "AWS's default minor"
+
+
 def engine_default(ctx: Context) -> EngineDefault:
     """AWS's default version of the configured major, and its parameter group family."""
     db = ctx.cfg.database
@@ -93,7 +98,7 @@ def engine_default(ctx: Context) -> EngineDefault:
             f"set database.engine_major in {ctx.cfg.path} to a major version it offers"
         )
     v = versions[0]
-    return EngineDefault(v["EngineVersion"], v["DBParameterGroupFamily"], "AWS's default minor")
+    return EngineDefault(v["EngineVersion"], v["DBParameterGroupFamily"], DEFAULT_MINOR)
 
 
 def _engine_fallback(ctx: Context, why: str) -> EngineDefault:
@@ -119,7 +124,7 @@ def major(version: str) -> str:
 
 
 def settings(cfg: EnvConfig, spec: DbSpec, db: dict, sg_id: str | None) -> list[Setting]:
-    """Every modifiable setting SPEC fixes, against what AWS returned. A setting missing from AWS's
+    """Every modifiable setting docs/reference.md fixes, against what AWS returned. A setting missing from AWS's
     answer is not compared (moto omits Performance Insights): it could never converge."""
     c = cfg.database
     out: list[Setting] = []
@@ -133,7 +138,11 @@ def settings(cfg: EnvConfig, spec: DbSpec, db: dict, sg_id: str | None) -> list[
     add("multi-AZ", "MultiAZ", c.multi_az, {"MultiAZ": c.multi_az}, "MultiAZ")
     add("publicly accessible", "PubliclyAccessible", c.publicly_accessible, {"PubliclyAccessible": c.publicly_accessible})
     add("backup retention days", "BackupRetentionPeriod", c.backup_retention_days, {"BackupRetentionPeriod": c.backup_retention_days}, "BackupRetentionPeriod")
-    add("backup window", "PreferredBackupWindow", c.backup_window, {"PreferredBackupWindow": c.backup_window})
+    # Both windows go in every modify that touches either: AWS checks the pair (they must not overlap).
+    windows = {"PreferredBackupWindow": c.backup_window, "PreferredMaintenanceWindow": c.maintenance_window}
+    add("backup window", "PreferredBackupWindow", c.backup_window, windows)
+    if "PreferredMaintenanceWindow" in db:  # AWS answers it in lower case
+        out.append(Setting("maintenance window", str(db["PreferredMaintenanceWindow"]).lower(), c.maintenance_window.lower(), windows))
     add("copy tags to snapshots", "CopyTagsToSnapshot", c.copy_tags_to_snapshot, {"CopyTagsToSnapshot": c.copy_tags_to_snapshot})
     add("auto minor version upgrade", "AutoMinorVersionUpgrade", c.auto_minor_version_upgrade, {"AutoMinorVersionUpgrade": c.auto_minor_version_upgrade})
     add("deletion protection", "DeletionProtection", c.deletion_protection, {"DeletionProtection": c.deletion_protection})
@@ -236,6 +245,7 @@ def create_fields(cfg: EnvConfig, spec: DbSpec, engine: EngineDefault) -> list[F
         ("database", c.db_name),
         ("parameter group", spec.parameter_group),
         ("backups", f"{c.backup_retention_days} day(s), window {c.backup_window} UTC"),
+        ("maintenance window", f"{c.maintenance_window} UTC"),
         ("copy tags to snapshots", c.copy_tags_to_snapshot),
         ("encryption", "aws/rds (default key)" if c.storage_encrypted else False),
         ("performance insights", f"{c.performance_insights_retention_days} days" if c.performance_insights else False),
@@ -258,6 +268,8 @@ def create_params(ctx: Context, spec: DbSpec, engine: EngineDefault, sg_id: str)
         MultiAZ=c.multi_az, DBSubnetGroupName=spec.subnet_group, PubliclyAccessible=c.publicly_accessible,
         VpcSecurityGroupIds=[sg_id], DBParameterGroupName=spec.parameter_group,
         BackupRetentionPeriod=c.backup_retention_days, PreferredBackupWindow=c.backup_window,
+        # Sent, not left to AWS: it would pick one at random, which a later backup window may overlap.
+        PreferredMaintenanceWindow=c.maintenance_window,
         CopyTagsToSnapshot=c.copy_tags_to_snapshot,
         StorageEncrypted=c.storage_encrypted,  # no KmsKeyId: the default aws/rds key
         EnablePerformanceInsights=c.performance_insights,
@@ -319,3 +331,18 @@ def wait_modified(ctx: Context, spec: DbSpec, sg_id: str, count_pending: bool) -
 def snapshot_id(name: str, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     return f"{name}-final-{now:%Y%m%d-%H%M%S}"
+
+
+def final_snapshots(ctx: Context, name: str) -> list[dict]:
+    """This env's final snapshots of instance `name`, left by destroy: manual, named `<name>-final-*`, and
+    tagged for the env (the instance's tags are copied to its snapshots, at their creation)."""
+    with translate("looking up", f"the final snapshots of DB instance {name}"):
+        pages = client(ctx).get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=name, SnapshotType="manual")
+        items = [s for page in pages for s in page["DBSnapshots"]]
+    return [s for s in items if s["DBSnapshotIdentifier"].startswith(f"{name}-final-")
+            and tags.is_owned(tags.as_dict(s.get("TagList")), ctx.cfg.project, ctx.cfg.env)]
+
+
+def snapshot_removal(ctx: Context, snapshot: str) -> str:
+    return f"aws rds delete-db-snapshot --db-snapshot-identifier {snapshot} --region {ctx.cfg.region}"
+

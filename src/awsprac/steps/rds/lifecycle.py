@@ -37,8 +37,10 @@ def _sg_id(ctx: Context, have: Observed) -> str | None:
     return have.sg.id if have.sg else None
 
 
-def db_changes(ctx: Context, spec: DbSpec, have: Observed) -> list[Change]:
+def db_changes(ctx: Context, spec: DbSpec, have: Observed, blocked: str | None = None) -> list[Change]:
     db = have.db
+    if db is None and blocked:
+        return [Change(NAME, Action.REPORT, spec.kind, spec.name, note=blocked)]
     if db is None:
         return [Change(NAME, Action.CREATE, spec.kind, spec.name, fields=tuple(create_fields(ctx.cfg, spec, have.engine)), spec=spec)]
     raw, status = db.raw, db.state
@@ -58,8 +60,8 @@ def db_changes(ctx: Context, spec: DbSpec, have: Observed) -> list[Change]:
     settings = drift(ctx.cfg, spec, raw, _sg_id(ctx, have))
     if settings and status in STOPPED:
         changes.append(Change(NAME, Action.REPORT, spec.kind, spec.name, db.id, tuple(FieldDiff(s.label, s.current, s.wanted) for s in settings),
-                              note=f"it is {status}, and a stopped instance cannot be modified: start it "
-                                   f"(`aws rds start-db-instance --db-instance-identifier {spec.name}`), then `awsprac up`"))
+                              note=f"it is {status} (the env is parked) and a stopped instance cannot be modified: "
+                                   f"run `awsprac start --env {ctx.cfg.env}`, then `awsprac up --env {ctx.cfg.env}`"))
         settings = []
     if status not in USABLE and status not in STOPPED:
         fields.append(FieldDiff("status", status, "available (waits for it)"))
@@ -81,7 +83,12 @@ def _with_note(change: Change, note: str) -> Change:
 
 
 def _usable_secret(ctx: Context) -> dbsecret.SecretState | None:
-    """The secret as this step's observation just read it (nothing wrote it since), else read now."""
+    """The master's secret: rds-master-{env} once `db create-app-user` made it; else rds-main-{env} as this
+    step's observation just read it (nothing wrote it since), else read now. rds-master-{env} is read only
+    when that observation saw it: the instance's create does not wait for a read of a secret that is not there."""
+    master = dbsecret.master_state(ctx) if ctx.observed[NAME].master is not None else None
+    if master is not None:
+        return master
     secret = ctx.observed[NAME].secret
     if secret is None or secret.pending_deletion or not secret.readable or secret.password is None:
         secret = dbsecret.find(ctx)
@@ -145,6 +152,8 @@ def write_host(ctx: Context, spec: DbSpec, db: dict) -> None:
     values["DB_HOST"] = host
     dbsecret.put(ctx, secret, values, secret.password, "db-host")
     ctx.report.debug(f"secret {spec.secret}: DB_HOST = {host}")
+    if ctx.observed[NAME].master is not None:
+        dbsecret.master_host(ctx, host)
 
 
 BUSY_RETRY = 900.0  # seconds: a backup or a modification finishing

@@ -11,6 +11,7 @@ from awsprac.engine.park import Parked, Target
 from awsprac.steps.rds import instance as rdsinstance
 
 PARK_LABEL = ("DB", "DB instance")  # short, and as in "no DB instance"
+PARKED_STATES = rdsinstance.STOPPED  # what `stop` leaves: status says parked, plan no drift
 AUTO_START = timedelta(days=7)  # AWS starts a stopped DB instance again after 7 days
 DB_BUSY = ("InvalidDBInstanceState", "InvalidDBInstanceStateFault")
 

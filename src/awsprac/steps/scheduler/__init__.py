@@ -1,4 +1,4 @@
-"""Step `scheduler`: keep a stopped database stopped (SPEC section 8).
+"""Step `scheduler`: keep a stopped database stopped (docs/reference.md section 8).
 
 A stopped RDS instance starts by itself after 7 days. EventBridge Scheduler starts it on a schedule
 and stops it again 30 minutes later: role `{project}-scheduler-{env}` (trusted by

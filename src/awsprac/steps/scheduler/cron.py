@@ -13,8 +13,8 @@ import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
-DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split(), 1)}
+from awsprac.known import DAYS, MONTHS  # the names Scheduler reads; what it accepts is checked there, at load
+
 HORIZON_YEARS = 8
 
 
@@ -103,3 +103,4 @@ def _day_matches(day: date, dom: set[int] | None, dow: set[int] | None) -> bool:
         return day.day in dom
     # Python: Monday = 0 ... Sunday = 6; AWS: Sunday = 1 ... Saturday = 7.
     return (day.weekday() + 1) % 7 + 1 in dow
+

@@ -9,7 +9,7 @@ from awsprac.engine.terraform import Block, Exporter, Resource
 def export_terraform(ctx: Context, out: Exporter) -> None:
     from awsprac.steps import scheduler
 
-    f = out.file("scheduler.tf", "EventBridge Scheduler keeps a stopped DB stopped: weekly start, stop 30 minutes later (SPEC section 8).")
+    f = out.file("scheduler.tf", "EventBridge Scheduler keeps a stopped DB stopped: weekly start, stop 30 minutes later (docs/reference.md section 8).")
     have = ctx.observed[scheduler.NAME]
     role_spec, group_spec, *schedule_specs = scheduler.desired(ctx.cfg)
     role = None

@@ -1,6 +1,7 @@
-"""Step `routes`: the public and private route tables (SPEC section 4).
+"""The routes family. Step `routes`: the private route table (docs/reference.md section 4); step `public-routes`
+(public.py) makes the public one with this module's code, before the NAT instance is launched.
 
-- `{project}-rtb-public-{env}`: 0.0.0.0/0 -> the internet gateway; the public subnets.
+- `{project}-rtb-public-{env}` (step public-routes): 0.0.0.0/0 -> the internet gateway; the public subnets.
 - `{project}-rtb-private-{env}`: 0.0.0.0/0 -> the NAT instance's network interface or the NAT
   gateway (no default route in nat.mode none); the private subnets; the VPC's *main* table, so a
   subnet someone forgets to associate never reaches the internet directly. The table that was main
@@ -26,9 +27,8 @@ from awsprac.engine.reconcile import applying, delete_when_free, eventually, gon
 from awsprac.steps import subnets as subnets_step
 
 NAME = "routes"
-REQUIRES = ("subnets", "igw", "nat")
-# The two tables share nothing: each one's create and what follows it run next to the other's.
-INDEPENDENT_CHANGES = True
+# After public-routes: on destroy the private table (the VPC's main) goes first, the public one after.
+REQUIRES = ("subnets", "igw", "nat", "public-routes")
 
 KIND = lookup.ROUTE_TABLE.kind
 DEFAULT = "0.0.0.0/0"
@@ -49,12 +49,13 @@ def table_name(tier: str, cfg: EnvConfig) -> str:
     return f"{cfg.project}-rtb-{tier}-{cfg.env}"
 
 
-def desired(cfg: EnvConfig) -> list[RouteTableSpec]:
+def specs(cfg: EnvConfig, tier: str) -> list[RouteTableSpec]:
     subnets = subnets_step.desired(cfg)
-    return [
-        RouteTableSpec(table_name(tier, cfg), tier, tuple(s.name for s in subnets if s.tier == tier), main=tier == "private")
-        for tier in TIERS
-    ]
+    return [RouteTableSpec(table_name(tier, cfg), tier, tuple(s.name for s in subnets if s.tier == tier), main=tier == "private")]
+
+
+def desired(cfg: EnvConfig) -> list[RouteTableSpec]:
+    return specs(cfg, "private")
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,10 @@ class Target:
     id: str
     label: str
     instance: str = ""
+    parked: bool = False  # the NAT instance stopped by `awsprac stop`: its route is a blackhole until `start`
 
     def matches(self, route: dict) -> bool:
-        if route.get("State") == "blackhole":
+        if route.get("State") == "blackhole" and not self.parked:
             return False
         if self.kind == "interface":
             return route.get("NetworkInterfaceId") == self.id or bool(self.instance and route.get("InstanceId") == self.instance)
@@ -82,12 +84,14 @@ class Target:
 @dataclass(frozen=True)
 class Observed:
     vpc_id: str | None = None
-    tables: dict[str, lookup.Found] = field(default_factory=dict)  # ours, by Name
+    tables: dict[str, lookup.Found] = field(default_factory=dict)  # the step's own, by Name
     all_tables: tuple[dict, ...] = ()  # every table of the VPC, as described
+    wanted: int = 1  # how many tables the step makes
+    ours: dict[str, str] = field(default_factory=dict)  # both steps' tables found: Name -> id
 
     @property
     def ready(self) -> bool:
-        return len(self.tables) == len(TIERS)
+        return len(self.tables) == self.wanted
 
     @property
     def main(self) -> tuple[str, str] | None:
@@ -113,7 +117,8 @@ class Observed:
         return list(self.tables.values())
 
     def outputs(self) -> dict:
-        return {"route_table_ids": {name: f.id for name, f in sorted(self.tables.items())}} if self.tables else {}
+        # Both route steps give both tables: the outputs are merged step by step.
+        return {"route_table_ids": dict(sorted(self.ours.items()))} if self.ours else {}
 
 
 def _live(association: dict) -> bool:
@@ -121,20 +126,29 @@ def _live(association: dict) -> bool:
 
 
 def observe(ctx: Context) -> Observed:
+    return observe_tables(ctx, desired(ctx.cfg))
+
+
+def observe_tables(ctx: Context, want: list[RouteTableSpec]) -> Observed:
     vpc_id = ctx.observed["vpc"].id
     if not vpc_id:
-        return Observed()
-    names = {s.name for s in desired(ctx.cfg)}
+        return Observed(wanted=len(want))
+    names = {s.name for s in want}
     with translate("looking up", f"route tables of {ctx.cfg.vpc_name}"):
-        # One describe for the whole VPC: our tables, the main association, every subnet association.
-        items = lookup.describe(ctx.aws.ec2, lookup.ROUTE_TABLE, [{"Name": "vpc-id", "Values": [vpc_id]}])
+        # One describe for the whole VPC, shared by both route steps in a look: the tables, the main
+        # association, every subnet association.
+        items = ctx.reads.once(("route tables", vpc_id), lambda: lookup.describe(ctx.aws.ec2, lookup.ROUTE_TABLE, [{"Name": "vpc-id", "Values": [vpc_id]}]))
     by_name: dict[str, list[lookup.Found]] = {}
+    ours: dict[str, str] = {}
+    all_ours = {table_name(tier, ctx.cfg) for tier in TIERS}
     for item in items:
         found = lookup.to_found(lookup.ROUTE_TABLE, item)
         if found.name in names:
             by_name.setdefault(found.name, []).append(found)
+        if found.name in all_ours:
+            ours[found.name] = found.id
     tables = {name: lookup.single(lookup.ROUTE_TABLE, name, matches) for name, matches in by_name.items()}
-    return Observed(vpc_id, tables, tuple(items))
+    return Observed(vpc_id, tables, tuple(items), len(want), ours)
 
 
 def target(ctx: Context, tier: str) -> Target | None | str:
@@ -148,7 +162,10 @@ def target(ctx: Context, tier: str) -> Target | None | str:
     if mode == "instance":
         if nat.instance is None or not nat.interface:
             return "the NAT instance's network interface (once built)"
-        return Target("interface", nat.interface, f"{nat.interface} (NAT instance {nat.instance.id})", nat.instance.id)
+        from awsprac.steps.nat.park import PARKED_STATES
+
+        return Target("interface", nat.interface, f"{nat.interface} (NAT instance {nat.instance.id})", nat.instance.id,
+                      parked=nat.instance.state in PARKED_STATES)
     if nat.gateway is None:
         return "the NAT gateway (once built)"
     return Target("nat-gateway", nat.gateway.id, nat.gateway.id)
@@ -168,7 +185,7 @@ def default_route(table: lookup.Found | None) -> dict | None:
     return next((r for r in table.raw.get("Routes", []) if r.get("DestinationCidrBlock") == DEFAULT), None)
 
 
-def diff(ctx: Context, want: list[RouteTableSpec], have: Observed) -> list[Change]:
+def diff(ctx: Context, want: list[RouteTableSpec], have: Observed, step: str = NAME) -> list[Change]:
     changes = []
     subnet_ids = ctx.observed["subnets"].subnets
     for spec in want:
@@ -180,7 +197,7 @@ def diff(ctx: Context, want: list[RouteTableSpec], have: Observed) -> list[Chang
             fields.append(FieldDiff("subnets", None, ", ".join(spec.subnets)))
             if spec.main:
                 fields.append(FieldDiff("main route table of the VPC", None, True))
-            changes.append(Change(NAME, Action.CREATE, KIND, spec.name, fields=tuple(fields), spec=spec))
+            changes.append(Change(step, Action.CREATE, KIND, spec.name, fields=tuple(fields), spec=spec))
             continue
         fields = []
         route = default_route(table)
@@ -197,7 +214,7 @@ def diff(ctx: Context, want: list[RouteTableSpec], have: Observed) -> list[Chang
         main = have.main
         if spec.main and (main is None or main[0] != table.id):
             fields.append(FieldDiff("main route table of the VPC", _table_label(have, main[0]) if main else None, spec.name))
-        changes += update(ctx, NAME, table, fields, spec)
+        changes += update(ctx, step, table, fields, spec)
     return changes
 
 
@@ -211,7 +228,7 @@ def _table_label(have: Observed, table_id: str) -> str:
 def apply(ctx: Context, change: Change) -> None:
     """Once the table exists (and, for the main one, the original main table is on record), its route, its
     subnets and the main association are independent writes: sent at once."""
-    ec2, have = ctx.aws.ec2, ctx.observed[NAME]
+    ec2, have = ctx.aws.ec2, ctx.observed[change.step]
     with applying(change):
         if change.action is Action.DELETE:
             _delete(ctx, change, have)
@@ -235,7 +252,7 @@ def apply(ctx: Context, change: Change) -> None:
             table_id, route = table.id, default_route(table)
             if spec.main and main is not None and main[0] != table_id:
                 # Before the main role moves: a crash in between must not lose which table had it.
-                _remember_original_main(ctx, table, main[0])
+                _remember_original_main(ctx, have, table, main[0])
         writes = [lambda: _set_default_route(ctx, spec, table_id, route)]
         for subnet in spec.subnets:
             subnet_id = ctx.observed["subnets"].subnets[subnet].id
@@ -254,13 +271,12 @@ def apply(ctx: Context, change: Change) -> None:
         concurrently(*writes)
 
 
-def _remember_original_main(ctx: Context, table: lookup.Found, main_id: str) -> None:
+def _remember_original_main(ctx: Context, have: Observed, table: lookup.Found, main_id: str) -> None:
     """Keep the first table that was main, unless it is gone; never one of ours."""
-    have = ctx.observed[NAME]
     recorded = table.tags.get(ORIGINAL_MAIN_KEY)
     if recorded and have.exists(recorded):
         return
-    if main_id in {f.id for f in have.tables.values()}:
+    if main_id in set(have.ours.values()):
         return
     ctx.aws.ec2.create_tags(Resources=[table.id], Tags=[{"Key": ORIGINAL_MAIN_KEY, "Value": main_id}])
 
@@ -309,7 +325,7 @@ def _delete(ctx: Context, change: Change, have: Observed) -> None:
 
 def _original_main(ctx: Context, have: Observed, table_id: str) -> str | None:
     """The table to give the main role back to: the remembered one, else any table of the VPC that is not ours."""
-    ours = {f.id for f in have.tables.values()}
+    ours = set(have.ours.values())
     found = next((f for f in have.tables.values() if f.id == table_id), None)
     recorded = found.tags.get(ORIGINAL_MAIN_KEY) if found else None
     if recorded and have.exists(recorded) and recorded not in ours:
@@ -317,73 +333,24 @@ def _original_main(ctx: Context, have: Observed, table_id: str) -> str | None:
     return next((t["RouteTableId"] for t in have.all_tables if t["RouteTableId"] not in ours), None)
 
 
-def teardown(ctx: Context, have: Observed) -> list[Change]:
+def teardown(ctx: Context, have: Observed, want: list[RouteTableSpec] | None = None, step: str = NAME) -> list[Change]:
     changes = []
     main = have.main
-    for spec in reversed(desired(ctx.cfg)):
+    for spec in want if want is not None else desired(ctx.cfg):
         found = have.tables.get(spec.name)
         if found is None:
             continue
         if not ctx.owns(found):
             note = f"left alone: not tagged {tags.ENV_KEY}={ctx.cfg.env}, so not this env's to delete"
-            changes.append(Change(NAME, Action.REPORT, KIND, found.name, found.id, note=note))
+            changes.append(Change(step, Action.REPORT, KIND, found.name, found.id, note=note))
         elif main is not None and main[0] == found.id and _original_main(ctx, have, found.id) is None:
-            changes.append(Change(NAME, Action.REPORT, KIND, found.name, found.id,
+            changes.append(Change(step, Action.REPORT, KIND, found.name, found.id,
                                   note="left: it is the VPC's main route table and no other table can take that role; it goes with the VPC"))
         else:
-            changes.append(Change(NAME, Action.DELETE, KIND, found.name, found.id))
+            changes.append(Change(step, Action.DELETE, KIND, found.name, found.id))
     return changes
 
 
 # --- facets ---
 
-
-def export_terraform(ctx: Context, out) -> None:
-    from awsprac.engine.terraform import DEFAULT_ROUTE, Resource
-
-    f = out.file("routes.tf", "Route tables, default routes, subnet associations; the private table is the VPC's main (SPEC section 4).")
-    have: Observed = ctx.observed[NAME]
-    subnets = ctx.observed["subnets"].subnets
-    vpc = out.ref("aws_vpc", ctx.observed["vpc"].vpc.id)
-    for spec in desired(ctx.cfg):
-        table = have.tables.get(spec.name)
-        if table is None:
-            out.missing(f"route table {spec.name}")
-            continue
-        rt = f.add(Resource("aws_route_table", spec.tier, {"vpc_id": vpc, "tags": out.tags(table.name)}, table.id))
-        route = default_route(table)
-        if route is not None:
-            attrs: dict = {"route_table_id": rt.ref(), "destination_cidr_block": DEFAULT_ROUTE}
-            attrs.update(_route_target(ctx, out, route))
-            f.add(Resource("aws_route", f"{spec.tier}_default", attrs, f"{table.id}_{DEFAULT_ROUTE}"))
-        for subnet_name in spec.subnets:
-            subnet = subnets.get(subnet_name)
-            current = have.association(subnet.id) if subnet else None
-            if subnet is None or current is None or current[0] != table.id:
-                continue
-            r = out.named("aws_subnet", subnet_name)
-            f.add(Resource("aws_route_table_association", r.name, {"subnet_id": r.ref(), "route_table_id": rt.ref()}, f"{subnet.id}/{table.id}"))
-        main = have.main
-        if spec.main and main is not None and main[0] == table.id:
-            f.add(Resource("aws_main_route_table_association", "main", {"vpc_id": vpc, "route_table_id": rt.ref()}, None, comment=(
-                "The provider cannot import a main route table association: `terraform plan` shows it to add, and\n"
-                "applying it only re-asserts what already holds (ReplaceRouteTableAssociation to this same table).\n"
-                "Terraform then records this table as the \"original\" main one: before `terraform destroy`, make\n"
-                "another table main, or remove this resource from the state (`terraform state rm`)."
-            )))
-
-
-def _route_target(ctx: Context, out, route: dict) -> dict:
-    nat_instance = next(iter(out.of_type("aws_instance")), None)
-    if route.get("NatGatewayId"):
-        return {"nat_gateway_id": out.ref("aws_nat_gateway", route["NatGatewayId"])}
-    if route.get("NetworkInterfaceId"):
-        eni = route["NetworkInterfaceId"]
-        if nat_instance is not None and ctx.observed["nat"].interface == eni:
-            return {"network_interface_id": nat_instance.ref("primary_network_interface_id")}
-        return {"network_interface_id": eni}
-    if route.get("GatewayId"):
-        return {"gateway_id": out.ref("aws_internet_gateway", route["GatewayId"])}
-    if route.get("InstanceId"):
-        return {"network_interface_id": nat_instance.ref("primary_network_interface_id") if nat_instance else route["InstanceId"]}
-    return {}
+from awsprac.steps.routes.export import export_terraform  # noqa: E402
