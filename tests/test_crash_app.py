@@ -15,7 +15,7 @@ from test_e2e_app import enable_app, push_image
 pytestmark = pytest.mark.e2e
 
 # Writes of a clean `up` of stg with the tier on and an image released.
-WRITES_WITH_THE_APP = 62
+WRITES_WITH_THE_APP = 63  # 62, and the DB group's inbound rule from the NAT group (database.tunnel, step db-ingress)
 
 
 def app_inventory(endpoint: str) -> list[tuple[str, str]]:
