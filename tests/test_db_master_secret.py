@@ -52,11 +52,11 @@ def test_status_says_which_user_rds_main_holds(capsys, ctx):
     up(ctx, ["secrets"])
     code, out, err = run_cli(capsys, "status", "--env", "stg", "--json")
     assert code == 0, err
-    (row,) = [r for r in json.loads(out) if r["name"] == MAIN]
+    (row,) = [r for r in json.loads(out)["resources"] if r["name"] == MAIN]
     assert row["state"] == "active, holds master user postgres"
     hand_over(ctx)
     code, out, err = run_cli(capsys, "status", "--env", "stg", "--json")
-    (row,) = [r for r in json.loads(out) if r["name"] == MAIN]
+    (row,) = [r for r in json.loads(out)["resources"] if r["name"] == MAIN]
     assert row["state"] == "active, holds app user aws_practice"
 
 

@@ -19,7 +19,7 @@ def client(server, service="ec2"):
 
 
 def owned(server) -> list[tuple[str, str]]:
-    """Every resource tagged as env stg's that an `up` builds (the 23), by kind and name; a secret
+    """Every resource tagged as env stg's that an `up` builds (all STG_RESOURCE_COUNT of them), by kind and name; a secret
     scheduled for deletion and the final DB snapshot (kept on purpose) are not counted."""
     ec2, iam = client(server), client(server, "iam")
     rds, ecr = client(server, "rds"), client(server, "ecr")
@@ -29,7 +29,12 @@ def owned(server) -> list[tuple[str, str]]:
     found = [("vpc", name(v["Tags"])) for v in ec2.describe_vpcs(Filters=ours)["Vpcs"]]
     found += [("subnet", name(x["Tags"])) for x in ec2.describe_subnets(Filters=ours)["Subnets"]]
     found += [("internet gateway", name(x["Tags"])) for x in ec2.describe_internet_gateways(Filters=ours)["InternetGateways"]]
-    found += [("security group", x["GroupName"]) for x in ec2.describe_security_groups(Filters=ours)["SecurityGroups"]]
+    groups = ec2.describe_security_groups(Filters=ours)["SecurityGroups"]
+    found += [("security group", x["GroupName"]) for x in groups]
+    group_names = {x["GroupId"]: x["GroupName"] for x in groups}
+    # A rule letting one of the env's groups into another (the DB's from the NAT's): a resource of its own.
+    found += [("security group rule", f"{x['GroupName']} from {group_names[pair['GroupId']]}") for x in groups
+              for rule in x["IpPermissions"] for pair in rule.get("UserIdGroupPairs", []) if pair["GroupId"] in group_names]
     found += [("route table", name(x["Tags"])) for x in ec2.describe_route_tables(Filters=ours)["RouteTables"]]
     found += [("instance", name(i["Tags"])) for r in ec2.describe_instances(Filters=ours)["Reservations"] for i in r["Instances"]
               if i["State"]["Name"] not in ("terminated", "shutting-down")]
