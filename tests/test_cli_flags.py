@@ -116,5 +116,5 @@ def test_destroy_force_delete_secret(capsys, built_with_a_baked_ami, sent):
 
 def test_destroy_include_ami(capsys, built_with_a_baked_ami, sent):
     db, secret, deregistered = destroyed(capsys, sent, "--include-ami")
-    assert deregistered == [{"ImageId": built_with_a_baked_ami}]
+    assert deregistered == [{"ImageId": built_with_a_baked_ami, "DeleteAssociatedSnapshots": True}]  # its snapshots go with it
     assert db["SkipFinalSnapshot"] is False and secret["RecoveryWindowInDays"] == 7
