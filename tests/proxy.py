@@ -85,6 +85,9 @@ class Proxy:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:  # the client died while sending: AWS would never see this request
+                    self.close_connection = True
+                    return
                 action = action_of(self.command, self.path, self.headers, body)
                 started = time.monotonic()
                 if proxy.hold_after_write is not None and proxy.writes >= proxy.hold_after_write and not proxy._released.is_set():
@@ -97,6 +100,7 @@ class Proxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
+                conn.close()
                 kill = False
                 with proxy._lock:
                     proxy.actions.append(action)

@@ -97,9 +97,12 @@ def _one_request_at_a_time() -> None:
     original = BaseResponse._dispatch
     lock = threading.RLock()
 
-    def _dispatch(self, *args, **kwargs):
+    def _dispatch(self, request, *args, **kwargs):
+        # The body is read before the lock: a client gone in the middle of sending one (a killed run)
+        # leaves it short, and the read waits for bytes that never come; alone, not holding up everyone.
+        getattr(request, "get_data", lambda: None)()
         with lock:
-            return original(self, *args, **kwargs)
+            return original(self, request, *args, **kwargs)
 
     _dispatch._awsprac = True  # type: ignore[attr-defined]
     BaseResponse._dispatch = _dispatch
