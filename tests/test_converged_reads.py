@@ -22,7 +22,7 @@ CONVERGED_READS = Counter({
     "ListSecrets": 1, "GetSecretValue": 1,
     "DescribeDBInstances": 1,  # with its subnet and parameter groups
     "DescribeRepositories": 1, "GetLifecyclePolicy": 1,
-    "ListTagsForResource": 2,  # the ECR repository's and the schedule group's
+    "ListTagsForResource": 1,  # the ECR repository's (the schedule group's: known from its schedules)
     "GetSchedule": 2,
 })
 

@@ -33,8 +33,9 @@ NAME = "scheduler"
 REQUIRES: tuple[str, ...] = ()
 # ...but goes before it on destroy: nothing is left pointing at a deleted instance.
 POINTS_AT = ("rds",)
-# The role and the group at once; the two schedules (which need both) at once after them.
-CHANGES_AFTER = {"schedule": ("IAM role", "schedule group")}
+# The group before the role (a role of this env's then means its group is too: see _made_here), the
+# two schedules (which need both) at once after them.
+CHANGES_AFTER = {"schedule": ("IAM role", "schedule group"), "IAM role": ("schedule group",)}
 
 PRINCIPAL = "scheduler.amazonaws.com"
 ACTIONS = ("rds:StartDBInstance", "rds:StopDBInstance")
@@ -138,11 +139,37 @@ def desired(cfg: EnvConfig) -> list:
 
 def observe(ctx: Context) -> Observed:
     role_spec, group_spec, *schedule_specs = desired(ctx.cfg)
-    # The role and the group are independent: both read at once, and each one's own reads at once too.
-    (role, inline, attached), (group, schedules) = concurrently(
-        lambda: observe_role(ctx, role_spec), lambda: _observe_group(ctx, group_spec, schedule_specs),
+    # The role and the schedules at once; the group's own reads only when the schedules do not settle it.
+    (role, inline, attached), items = concurrently(
+        lambda: observe_role(ctx, role_spec), lambda: _read_schedules(ctx, group_spec, schedule_specs),
     )
+    arn = ctx.arn("scheduler", f"schedule-group/{group_spec.name}")
+    if arn is not None and all(item is not None for item in items) and _made_here(ctx, role, items):
+        group_tags = ctx.tags(group_spec.name)
+        raw = {"Arn": arn, "Name": group_spec.name, "State": "ACTIVE", INFERRED: True}
+    else:
+        raw, group_tags = _observe_group(ctx, group_spec, items)
+        if raw is None:
+            return Observed(role, inline, attached, None, {})
+    group = Found(group_spec.kind, group_spec.name, group_spec.name, raw.get("State", "ACTIVE"), group_tags, raw)
+    if group.state != "ACTIVE":
+        return Observed(role, inline, attached, group, {})
+    # Schedules take no tags: they belong to whoever owns their group.
+    schedules = {spec.name: Found(spec.kind, spec.name, item["Arn"], item.get("State", ""), group_tags, item)
+                 for spec, item in zip(schedule_specs, items) if item is not None}
     return Observed(role, inline, attached, group, schedules)
+
+
+# Both schedules in the group, started by this env's role: the group is this env's, and its tags are not
+# read (one read less per look). awsprac points a schedule at the role only after making (or adopting)
+# the group, and tags or adopts the role only after the group (CHANGES_AFTER). A destroy reads them.
+INFERRED = "awsprac:inferred"
+
+
+def _made_here(ctx: Context, role: Found | None, items: list[dict]) -> bool:
+    if role is None or not ctx.owns(role):
+        return False
+    return all((item.get("Target") or {}).get("RoleArn") == role.raw.get("Arn") for item in items)
 
 
 def _missing_is_none(call, **kwargs):
@@ -154,34 +181,35 @@ def _missing_is_none(call, **kwargs):
         return None
 
 
-def _observe_group(ctx: Context, group_spec, schedule_specs) -> tuple:
-    """The group's tags and its schedules, all at once. A schedule found means its group exists and is
-    active; only when one is missing is the group itself asked for (it may be missing, or deleting)."""
+def _read_schedules(ctx: Context, group_spec, schedule_specs) -> list:
+    scheduler = ctx.aws.client("scheduler")
+    with translate("looking up", f"the schedules of group {group_spec.name}"):
+        return concurrently(
+            *[lambda spec=spec: _missing_is_none(scheduler.get_schedule, Name=spec.name, GroupName=group_spec.name) for spec in schedule_specs],
+        )
+
+
+def _observe_group(ctx: Context, group_spec, items: list) -> tuple:
+    """(the group as described, its tags), or (None, None) when there is none. A schedule found means its
+    group exists and is active; only when one is missing is the group itself asked for (it may be
+    missing, or deleting)."""
     scheduler = ctx.aws.client("scheduler")
     arn = ctx.arn("scheduler", f"schedule-group/{group_spec.name}")
     with translate("looking up", f"schedule group {group_spec.name}"):
-        tag_reply, *items = concurrently(
-            lambda: _missing_is_none(scheduler.list_tags_for_resource, ResourceArn=arn) if arn else None,
-            *[lambda spec=spec: _missing_is_none(scheduler.get_schedule, Name=spec.name, GroupName=group_spec.name) for spec in schedule_specs],
-        )
-        group_tags = tags.as_dict(tag_reply.get("Tags")) if tag_reply is not None else None
-        if arn is None or any(item is None for item in items):
-            raw = _missing_is_none(scheduler.get_schedule_group, Name=group_spec.name)
-            if raw is None:
-                return None, {}
-            if group_tags is None:
-                group_tags = tags.as_dict(scheduler.list_tags_for_resource(ResourceArn=raw["Arn"]).get("Tags"))
-        else:
+        if arn is not None and all(item is not None for item in items):
             # Both schedules answered: the group is there. Were it being deleted, with its schedules
             # still listed, this run plans nothing and the next one sees it gone and makes it again.
             raw = {"Arn": arn, "Name": group_spec.name, "State": "ACTIVE"}
-    group = Found(group_spec.kind, group_spec.name, group_spec.name, raw.get("State", "ACTIVE"), group_tags, raw)
-    if group.state != "ACTIVE":
-        return group, {}
-    # Schedules take no tags: they belong to whoever owns their group.
-    schedules = {spec.name: Found(spec.kind, spec.name, item["Arn"], item.get("State", ""), group_tags, item)
-                 for spec, item in zip(schedule_specs, items) if item is not None}
-    return group, schedules
+        else:
+            raw = _missing_is_none(scheduler.get_schedule_group, Name=group_spec.name)
+            if raw is None:
+                return None, None
+        return raw, read_group_tags(ctx, raw["Arn"])
+
+
+def read_group_tags(ctx: Context, arn: str) -> dict[str, str]:
+    reply = _missing_is_none(ctx.aws.client("scheduler").list_tags_for_resource, ResourceArn=arn)
+    return tags.as_dict((reply or {}).get("Tags"))
 
 
 # --- comparing ---
@@ -321,6 +349,10 @@ def _apply_schedule(ctx: Context, change: Change) -> None:
 def teardown(ctx: Context, have: Observed) -> list[Change]:
     changes: list[Change] = []
     group = have.group
+    if group is not None and group.raw.get(INFERRED):  # whose it is decides the delete: read
+        group = Found(group.kind, group.name, group.id, group.state, read_group_tags(ctx, group.raw["Arn"]), group.raw)
+        have = Observed(have.role, have.inline, have.attached, group,
+                        {n: Found(f.kind, f.name, f.id, f.state, group.tags, f.raw) for n, f in have.schedules.items()})
     if group is not None and group.state == "ACTIVE":
         for found in have.schedules.values():
             changes += delete_change(NAME, found, ctx)
