@@ -107,23 +107,7 @@ def cfg():
     return config.load(ENVS, "stg")
 
 
-# The AWS managed policies awsprac attaches. moto loads all ~1,600 when asked to (~0.7 s per test that
-# touches IAM); in-process tests load only these (once trimmed, for the whole test process: keep the list
-# complete), so attaching any other still fails, as it would on an account without it.
-AWS_MANAGED_POLICIES = (
-    "AmazonSSMManagedInstanceCore", "AdministratorAccess",
-    "AmazonECSTaskExecutionRolePolicy", "AmazonS3ReadOnlyAccess", "CloudWatchLogsFullAccess",  # the app tier's
-)
-
-
-def _load_only_the_managed_policies_awsprac_uses() -> None:
-    import json
-
-    import moto.iam.models as iam_models
-
-    data = json.loads(iam_models.aws_managed_policies_data)
-    if set(data) != set(AWS_MANAGED_POLICIES):
-        iam_models.aws_managed_policies_data = json.dumps({name: data[name] for name in AWS_MANAGED_POLICIES})
+from moto_policies import load_only_the_managed_policies_awsprac_uses as _load_only_the_managed_policies_awsprac_uses  # noqa: E402
 
 
 @pytest.fixture

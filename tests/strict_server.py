@@ -13,10 +13,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import strict_aws  # noqa: E402
+from moto_policies import load_only_the_managed_policies_awsprac_uses  # noqa: E402
 from awsprac.engine.sandbox import faithful_moto  # noqa: E402
 
 # Both patches stay on: faithful_moto() wraps BaseResponse._dispatch (one request at a time), the
 # strict layer wraps call_action, which _dispatch calls, so its rules run inside that lock.
+load_only_the_managed_policies_awsprac_uses()
 faithful_moto()
 strict_aws.install()
 strict_aws.STRICT.enabled = True

@@ -36,7 +36,8 @@ def regions() -> frozenset[str]:
     if _REGIONS is None:
         import botocore.session
 
-        session = botocore.session.get_session()
+        session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        session.register_component("data_loader", sdk_data())
         _REGIONS = frozenset(
             region for partition in session.get_available_partitions()
             for region in session.get_available_regions("ec2", partition_name=partition)
@@ -45,6 +46,19 @@ def regions() -> frozenset[str]:
 
 
 _REGIONS: frozenset[str] | None = None
+_LOADER = None
+
+
+def sdk_data():
+    """botocore's data loader, one per process: the region list and every client share what it read
+    from disk (the endpoint data, EC2's megabytes of model) instead of reading it again."""
+    global _LOADER
+    if _LOADER is None:
+        import botocore.session
+
+        # As a session makes it (honouring AWS_DATA_PATH), no profile read: none is chosen yet.
+        _LOADER = botocore.session.Session(session_vars={"profile": (None, None, None, None)}).get_component("data_loader")
+    return _LOADER
 
 
 def region_problem(region: str) -> str | None:

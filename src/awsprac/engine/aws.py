@@ -80,20 +80,16 @@ CLIENT_CONFIG = botocore.config.Config(
 )
 
 
-_shared_loader = None
-
-
 def _botocore_session() -> botocore.session.Session:
-    """A new session sharing one model loader: service models (EC2's is megabytes of JSON) load once per process."""
-    global _shared_loader
+    """A new session sharing one data loader (known.sdk_data): service models (EC2's is megabytes of
+    JSON) and the endpoint data load once per process."""
+    from awsprac.known import sdk_data
+
     # The profile is chosen by resolve_profile and passed explicitly; botocore must not read AWS_PROFILE
     # itself: a profile that does not exist yet (`awsprac profile import` with direnv's AWS_PROFILE) would
     # break even loading the service models, before awsprac can say what is wrong.
     session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    if _shared_loader is None:
-        _shared_loader = session.get_component("data_loader")
-    else:
-        session.register_component("data_loader", _shared_loader)
+    session.register_component("data_loader", sdk_data())
     return session
 
 
