@@ -81,16 +81,21 @@ def apply(ctx: Context, change: Change, group: Found | None) -> None:
     logs.put_retention_policy(logGroupName=change.name, retentionInDays=days)
 
 
-def kept(ctx: Context, step: str, group: Found) -> Change:
+def with_read_tags(ctx: Context, group: Found | None) -> Found | None:
+    """Whose it is decides a delete: its tags read, not inferred."""
+    return Found(KIND, group.name, group.id, group.state, read_tags(ctx, group.name), group.raw) if group is not None else None
+
+
+def kept(ctx: Context, step: str, group: Found, note: str = "") -> Change:
     return Change(step, Action.REPORT, KIND, group.name, group.id,
-                  note=f"kept: logs are data; `awsprac destroy --env {ctx.cfg.env} --force` deletes them too")
+                  note=note or f"kept: logs are data; `awsprac destroy --env {ctx.cfg.env} --force` deletes them too")
 
 
-def teardown(ctx: Context, step: str, group: Found | None) -> list[Change]:
-    """Deleted only with --force (logs are data); whose it is decides the delete: read, not inferred."""
+def teardown(ctx: Context, step: str, group: Found | None, tags_read: bool = False) -> list[Change]:
+    """Deleted only with --force (logs are data). `tags_read`: `group` comes from with_read_tags already."""
+    group = group if tags_read else with_read_tags(ctx, group)
     if group is None:
         return []
-    group = Found(KIND, group.name, group.id, group.state, read_tags(ctx, group.name), group.raw)
     if ctx.owns(group) and not ctx.options.force:
         return [kept(ctx, step, group)]
     return delete_change(step, group, ctx)

@@ -118,7 +118,8 @@ def observe(ctx: Context) -> Observed:
         tag = parameter["Parameter"]["Value"] if parameter else None
         cluster = next((c for c in clusters if c.get("status") == "ACTIVE"), None)
         service = next((s for s in (services or {}).get("services", []) if s.get("status") != "INACTIVE"), None) if cluster else None
-        td = latest
+        # The family's latest ACTIVE revision: AWS describes no other by family alone (moto: a deregistered one too).
+        td = latest = latest if latest and latest["taskDefinition"].get("status") != "INACTIVE" else None
         if service and (latest is None or latest["taskDefinition"]["taskDefinitionArn"] != service.get("taskDefinition")):
             td = _or_none(client.describe_task_definition, taskDefinition=service["taskDefinition"], include=["TAGS"])
         in_repo = None
