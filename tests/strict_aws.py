@@ -160,6 +160,18 @@ def _rds(response):
     return rds_backends[response.current_account][response.region]
 
 
+def _elbv2(response):
+    from moto.elbv2.models import elbv2_backends
+
+    return elbv2_backends[response.current_account][response.region]
+
+
+def _ecs(response):
+    from moto.ecs.models import ecs_backends
+
+    return ecs_backends[response.current_account][response.region]
+
+
 def _instances(ec2) -> list:
     return [i for i in ec2.all_instances() if i.state in LIVE_INSTANCE]
 
@@ -226,9 +238,17 @@ def _users_of_subnet(response, subnet_id: str) -> list[str]:
 
 
 def _users_of_group(response, group_id: str) -> list[str]:
+    """What has an interface in the group, or a rule naming it ("resource sg-... has a dependent object"
+    either way: EC2 API Reference, DeleteSecurityGroup; a load balancer's and a Fargate task's
+    interfaces hold their groups, VPC User Guide "Delete a security group")."""
     ec2 = _ec2(response)
     users = [i.id for i in _instances(ec2) if group_id in {g.id for eni in i.nics.values() for g in eni.group_set} | {g.id for g in i.security_groups}]
     users += [db.db_instance_identifier for db in _live_dbs(response) if group_id in (db.vpc_security_group_ids or [])]
+    users += [lb.name for lb in _elbv2(response).load_balancers.values() if group_id in (lb.security_groups or [])]
+    users += [s.name for s in _ecs(response).services.values() if s.status != "INACTIVE"
+              and group_id in ((s.network_configuration or {}).get("awsvpcConfiguration") or {}).get("securityGroups", [])]
+    users += [g.id for groups in ec2.groups.values() for g in groups.values()
+              if g.id != group_id and any((r.source_group or {}).get("GroupId") == group_id for r in g.ingress_rules + g.egress_rules)]
     return users
 
 

@@ -64,6 +64,27 @@ def test_a_live_db_holds_its_subnet_and_group_and_a_protected_one_is_not_deleted
     assert code(rds.delete_db_instance, DBInstanceIdentifier="db", SkipFinalSnapshot=True) == "InvalidParameterCombination"
 
 
+def test_a_load_balancer_a_live_service_or_another_groups_rule_holds_a_group(net, strict_aws):
+    ec2, elb, ecs = net["ec2"], client("elbv2"), client("ecs")
+    other = ec2.create_subnet(VpcId=net["vpc"], CidrBlock="10.9.2.0/24", AvailabilityZone="ap-northeast-1c")["Subnet"]["SubnetId"]
+    front = ec2.create_security_group(GroupName="front", Description="f", VpcId=net["vpc"])["GroupId"]
+    back = ec2.create_security_group(GroupName="back", Description="b", VpcId=net["vpc"])["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=back, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": front}]}])
+    lb = elb.create_load_balancer(Name="lb", Subnets=[net["public"], other], SecurityGroups=[front])["LoadBalancers"][0]["LoadBalancerArn"]
+    ecs.create_cluster(clusterName="c")
+    ecs.register_task_definition(family="t", containerDefinitions=[{"name": "api", "image": "x", "memory": 512}], networkMode="awsvpc")
+    ecs.create_service(cluster="c", serviceName="s", taskDefinition="t", desiredCount=1, launchType="FARGATE",
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": [net["private"]], "securityGroups": [back]}})
+    assert code(ec2.delete_security_group, GroupId=back) == "DependencyViolation"  # the service's tasks
+    assert code(ec2.delete_security_group, GroupId=front) == "DependencyViolation"  # the load balancer, and back's rule
+    elb.delete_load_balancer(LoadBalancerArn=lb)
+    assert code(ec2.delete_security_group, GroupId=front) == "DependencyViolation"  # back's rule still names it
+    ecs.delete_service(cluster="c", service="s", force=True)
+    ec2.delete_security_group(GroupId=back)
+    ec2.delete_security_group(GroupId=front)
+    assert [r["code"] for r in strict_aws.refused] == ["DependencyViolation"] * 3
+
+
 def test_overlapping_windows_are_refused_and_a_missing_maintenance_window_is_chosen_by_aws(net, strict_aws):
     rds = client("rds")
     params = dict(Engine="postgres", DBInstanceClass="db.t4g.micro", MasterUsername="postgres", MasterUserPassword="x" * 20, AllocatedStorage=20)

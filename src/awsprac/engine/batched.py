@@ -116,9 +116,10 @@ def iam_policies(ctx) -> dict[str, dict]:
 def _iam_details(ctx) -> dict:
     from awsprac.engine.aws import translate
 
+    kinds = ["Role"] + (["LocalManagedPolicy"] if ctx.cfg.app.enabled else [])
+
     def load() -> dict:
         iam = ctx.aws.client("iam")
-        kinds = ["Role"] + (["LocalManagedPolicy"] if ctx.cfg.app.enabled else [])
         with translate("looking up", "the account's IAM roles"):
             pages = list(iam.get_paginator("get_account_authorization_details").paginate(Filter=kinds, PaginationConfig={"PageSize": 1000}))
         return {
@@ -127,4 +128,5 @@ def _iam_details(ctx) -> dict:
             "policies": {p.get("PolicyName") or p["Arn"].rsplit("/", 1)[-1]: p for page in pages for p in page.get("Policies", [])},
         }
 
-    return ctx.reads.once("iam roles", load)
+    # By what it lists: a look at a tier switched off but still standing (step app-off) asks for the policies too.
+    return ctx.reads.once(("iam roles", *kinds), load)

@@ -60,6 +60,21 @@ class Change:
         return " ".join(parts) + ("  " + "; ".join(details) if details else "")
 
 
+class RemovesOnly:
+    """What a step that only removes (nat-leftovers, app-off) observed: always ready, no resource or output
+    of its own (what it removes is another step's kind). A base for its Observed dataclass."""
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    def resources(self) -> list:
+        return []
+
+    def outputs(self) -> dict:
+        return {}
+
+
 @dataclass(frozen=True)
 class StatusRow:
     step: str

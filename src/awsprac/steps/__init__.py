@@ -50,7 +50,7 @@ from types import ModuleType
 
 # The order docs/reference.md lists the steps in; the runner orders by REQUIRES, this only breaks ties.
 ORDER = ("profile", "vpc", "subnets", "igw", "public-routes", "nat-iam", "nat", "routes", "nat-leftovers", "secrets",
-         "app-network", "rds", "db-ingress", "ecr", "scheduler", "app-iam", "app-alb", "app")
+         "app-network", "rds", "db-ingress", "ecr", "scheduler", "app-iam", "app-alb", "app", "app-off")
 
 
 # A family's own command group: its name under `awsprac`, the family package holding it in commands.py
@@ -85,7 +85,8 @@ def command_group(name: str):
 
 # A family folder may hold more than one step: where a step lives when not at awsprac.steps.<name>.
 MODULES = {"nat-iam": "nat.iam", "nat-leftovers": "nat.leftovers", "public-routes": "routes.public", "db-ingress": "rds.ingress",
-           "app-iam": "app.iam", "app-network": "app.network", "app-alb": "app.alb", "app": "app.service"}
+           "app-iam": "app.iam", "app-network": "app.network", "app-alb": "app.alb", "app": "app.service",
+           "app-off": "app.off"}
 
 
 def load(name: str) -> ModuleType:

@@ -99,8 +99,9 @@ def watch(ctx, arn: str, ref: str, seen: set[str] | None = None, doing: str = "d
     return status
 
 
-def failure_text(ctx, service: dict, arn: str, reasons: dict[str, int] | None = None) -> str:
-    """What happened and what to do (for `deploy`, `up` and `doctor` alike)."""
+def failure_text(ctx, service: dict, arn: str, reasons: dict[str, int] | None = None, shown: str = "above") -> str:
+    """What happened and what to do (for `deploy`, `up` and `doctor` alike); `shown`: where the events and
+    the stopped tasks' reasons are shown."""
     n, env = names(ctx.cfg), ctx.cfg.env
     if reasons is None:
         reasons = stopped_reasons(ctx, n, arn)
@@ -112,7 +113,7 @@ def failure_text(ctx, service: dict, arn: str, reasons: dict[str, int] | None = 
             f"check it with `awsprac nat verify --env {env}` and `awsprac doctor --env {env}`"
         )
     else:
-        advice = f"see the events and stopped tasks above, and what the container said: `awsprac app logs --env {env} --since 30m`"
+        advice = f"see the events and stopped tasks {shown}, and what the container said: `awsprac app logs --env {env} --since 30m`"
     return f"{back}; {advice}"
 
 

@@ -8,7 +8,7 @@
   balancer's provisioning are waited for together (the DB's create, in step rds, at the same time).
 - A service at desired count 0 is parked (`awsprac stop`): not drift.
 - Destroy: the service scaled to 0, deleted (force), waited until inactive; the task definitions
-  deregistered; the cluster; the log group only with --force (logs are data).
+  deregistered; the cluster; the log group (loggroup.py) only with --force (logs are data).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from awsprac.engine.errors import AwspracError
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
 from awsprac.engine.reconcile import applying, delete_change, gone_is_fine, update
-from awsprac.steps.app import rollout, taskdef
+from awsprac.steps.app import loggroup, rollout, taskdef
 from awsprac.steps.app.common import CONTAINER, ecs_tags, from_ecs_tags, names
 
 NAME = "app"
@@ -32,7 +32,7 @@ REQUIRES = ("subnets", "secrets", "ecr", "app-iam", "app-network", "app-alb")
 OBSERVES_AFTER: tuple[str, ...] = ()  # everything is found by name
 CHANGES_AFTER = {"ECS service": ("ECS cluster", "task definition", "log group")}
 
-CLUSTER, LOGS, TASKDEF, SERVICE = "ECS cluster", "log group", taskdef.KIND, "ECS service"
+CLUSTER, LOGS, TASKDEF, SERVICE = "ECS cluster", loggroup.KIND, taskdef.KIND, "ECS service"
 SLR_NOT_READY = "Unable to assume the service linked role"
 SLR_WAIT = 120.0
 INACTIVE_WAIT = 600.0
@@ -106,50 +106,34 @@ def _or_none(call, **kwargs):
 def observe(ctx: Context) -> Observed:
     if not ctx.cfg.app.enabled:
         return Observed()
-    n, client, logs = names(ctx.cfg), ecs(ctx), ctx.aws.client("logs")
+    n, client = names(ctx.cfg), ecs(ctx)
     with translate("looking up", f"the app tier {n.backend}"):
-        parameter, clusters, services, groups, latest = concurrently(
+        parameter, clusters, services, group, latest = concurrently(
             lambda: _or_none(ctx.aws.client("ssm").get_parameter, Name=tag_parameter(ctx.cfg)),
             lambda: client.describe_clusters(clusters=[n.backend], include=["SETTINGS", "TAGS"]).get("clusters", []),
             lambda: _or_none(client.describe_services, cluster=n.backend, services=[n.backend], include=["TAGS"]),
-            lambda: logs.describe_log_groups(logGroupNamePrefix=n.log_group).get("logGroups", []),
+            lambda: loggroup.describe(ctx, n.log_group),
             lambda: _or_none(client.describe_task_definition, taskDefinition=n.backend, include=["TAGS"]),
         )
         tag = parameter["Parameter"]["Value"] if parameter else None
         cluster = next((c for c in clusters if c.get("status") == "ACTIVE"), None)
         service = next((s for s in (services or {}).get("services", []) if s.get("status") != "INACTIVE"), None) if cluster else None
-        td = latest
+        # The family's latest ACTIVE revision: AWS describes no other by family alone (moto: a deregistered one too).
+        td = latest = latest if latest and latest["taskDefinition"].get("status") != "INACTIVE" else None
         if service and (latest is None or latest["taskDefinition"]["taskDefinitionArn"] != service.get("taskDefinition")):
             td = _or_none(client.describe_task_definition, taskDefinition=service["taskDefinition"], include=["TAGS"])
         in_repo = None
         current_image = taskdef._container(td["taskDefinition"]).get("image", "") if td else ""
         if tag and taskdef.image_tag(current_image) != tag:
             in_repo = _tag_in_repository(ctx, tag)
-    group = next((g for g in groups if g["logGroupName"] == n.log_group), None)
-    group_tags = _log_group_tags(ctx, n.log_group, td) if group else {}
     return Observed(
         True, tag, in_repo,
         Found(CLUSTER, n.backend, cluster["clusterArn"], cluster.get("status", ""), from_ecs_tags(cluster.get("tags")), cluster) if cluster else None,
-        Found(LOGS, n.log_group, group["logGroupName"], "", dict(group_tags), group) if group else None,
+        loggroup.found(ctx, n.log_group, group, td),
         Found(TASKDEF, n.backend, td["taskDefinition"]["taskDefinitionArn"], td["taskDefinition"].get("status", ""),
               from_ecs_tags(td.get("tags")), td["taskDefinition"]) if td else None,
         Found(SERVICE, n.backend, service["serviceArn"], _found_state(service), from_ecs_tags(service.get("tags")), service) if service else None,
     )
-
-
-def _log_group_tags(ctx: Context, name: str, td: dict | None) -> dict[str, str]:
-    """A log group this env's task definition writes to is this env's (made, or adopted, before the task
-    definition named it): its tags are not read. Otherwise, and before a delete, they are."""
-    if td is not None and tags.is_owned(from_ecs_tags(td.get("tags")), ctx.cfg.project, ctx.cfg.env):
-        options = (taskdef._container(td["taskDefinition"]).get("logConfiguration") or {}).get("options") or {}
-        if options.get("awslogs-group") == name:
-            return ctx.tags(name)
-    return read_log_group_tags(ctx, name)
-
-
-def read_log_group_tags(ctx: Context, name: str) -> dict[str, str]:
-    found = _or_none(ctx.aws.client("logs").list_tags_log_group, logGroupName=name)
-    return dict((found or {}).get("tags", {}))
 
 
 def _tag_in_repository(ctx: Context, tag: str) -> bool:
@@ -207,7 +191,7 @@ def diff(ctx: Context, want: list[Spec], have: Observed) -> list[Change]:
     if not want:
         return []
     cluster_spec, logs_spec, td_spec, service_spec = want
-    changes = _cluster_changes(ctx, cluster_spec, have.cluster) + _logs_changes(ctx, logs_spec, have.logs)
+    changes = _cluster_changes(ctx, cluster_spec, have.cluster) + loggroup.changes(ctx, NAME, logs_spec, have.logs)
     if have.tag is None:
         note = (f"no image yet: run `awsprac image release --env {ctx.cfg.env} --record-tag`, then `awsprac up --env {ctx.cfg.env}`"
                 " (everything else is built now)")
@@ -233,15 +217,6 @@ def _cluster_changes(ctx: Context, spec: Spec, cluster: Found | None) -> list[Ch
     if providers != ["FARGATE", "FARGATE_SPOT"]:
         fields.append(FieldDiff("capacity providers", ", ".join(providers) or None, "FARGATE, FARGATE_SPOT"))
     return update(ctx, NAME, cluster, fields, spec)
-
-
-def _logs_changes(ctx: Context, spec: Spec, group: Found | None) -> list[Change]:
-    days = ctx.cfg.app.log_retention_days
-    if group is None:
-        return [Change(NAME, Action.CREATE, LOGS, spec.name, spec=spec, fields=(FieldDiff("retention", None, f"{days} days"),))]
-    have = group.raw.get("retentionInDays")
-    fields = [FieldDiff("retention", f"{have} days" if have else "never expire", f"{days} days")] if have != days else []
-    return update(ctx, NAME, group, fields, spec)
 
 
 def _taskdef_changes(ctx: Context, spec: Spec, have: Observed) -> list[Change]:
@@ -316,12 +291,12 @@ def _service_changes(ctx: Context, spec: Spec, have: Observed, new_revision: boo
 
 def apply(ctx: Context, change: Change) -> None:
     with applying(change):
-        if change.action is Action.DELETE:
+        if change.kind == LOGS:
+            loggroup.apply(ctx, change, ctx.observed[NAME].logs)
+        elif change.action is Action.DELETE:
             _delete(ctx, change)
         elif change.kind == CLUSTER:
             _apply_cluster(ctx, change)
-        elif change.kind == LOGS:
-            _apply_logs(ctx, change)
         elif change.kind == TASKDEF:
             _apply_taskdef(ctx, change)
         else:
@@ -357,21 +332,6 @@ def _apply_cluster(ctx: Context, change: Change) -> None:
         ecs(ctx).update_cluster(cluster=change.name, settings=settings["settings"])
     if "capacity providers" in fields:
         ecs(ctx).put_cluster_capacity_providers(cluster=change.name, capacityProviders=settings["capacityProviders"], defaultCapacityProviderStrategy=[])
-
-
-def _apply_logs(ctx: Context, change: Change) -> None:
-    logs, days = ctx.aws.client("logs"), ctx.cfg.app.log_retention_days
-    if change.action is Action.CREATE:
-        try:
-            logs.create_log_group(logGroupName=change.name, tags=ctx.tags(change.name))
-        except Exception as exc:
-            if error_code(exc) != "ResourceAlreadyExistsException":
-                raise
-    else:
-        add = tags.missing(ctx.observed[NAME].logs.tags, ctx.tags(change.name))
-        if add:
-            logs.tag_log_group(logGroupName=change.name, tags=add)
-    logs.put_retention_policy(logGroupName=change.name, retentionInDays=days)
 
 
 def _apply_taskdef(ctx: Context, change: Change) -> None:
@@ -429,21 +389,13 @@ def _delete(ctx: Context, change: Change) -> None:
         waiting.wait_for(ctx.report, f"service {change.name} draining", inactive, timeout=INACTIVE_WAIT, interval=10)
     elif change.kind == TASKDEF:
         taskdef.deregister_family(client, change.name)
-    elif change.kind == CLUSTER:
-        gone_is_fine(client.delete_cluster, cluster=change.name)
     else:
-        gone_is_fine(ctx.aws.client("logs").delete_log_group, logGroupName=change.name)
+        gone_is_fine(client.delete_cluster, cluster=change.name)
 
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
-    changes = delete_change(NAME, have.service, ctx) + delete_change(NAME, have.taskdef, ctx) + delete_change(NAME, have.cluster, ctx)
-    logs = have.logs
-    if logs is not None:  # whose it is decides the delete: read, not inferred
-        logs = Found(LOGS, logs.name, logs.id, logs.state, read_log_group_tags(ctx, logs.name), logs.raw)
-    if logs is not None and ctx.owns(logs) and not ctx.options.force:
-        return changes + [Change(NAME, Action.REPORT, LOGS, logs.name, logs.id,
-                                 note=f"kept: logs are data; `awsprac destroy --env {ctx.cfg.env} --force` deletes them too")]
-    return changes + delete_change(NAME, logs, ctx)
+    return (delete_change(NAME, have.service, ctx) + delete_change(NAME, have.taskdef, ctx) + delete_change(NAME, have.cluster, ctx)
+            + loggroup.teardown(ctx, NAME, have.logs))
 
 
 # --- the family's other facets, found on this step (the registry's last app step) by their walkers ---

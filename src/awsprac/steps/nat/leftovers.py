@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from awsprac.engine.context import Context
-from awsprac.engine.plan import Change
+from awsprac.engine.plan import Change, RemovesOnly
 from awsprac.steps import nat
 
 NAME = "nat-leftovers"
@@ -28,19 +28,9 @@ def desired(cfg) -> list:
 
 
 @dataclass(frozen=True)
-class Observed:
+class Observed(RemovesOnly):
     nat: nat.Observed
     base: nat.Observed | None = None  # step nat's look this one started from
-
-    @property
-    def ready(self) -> bool:
-        return True
-
-    def resources(self) -> list:
-        return []
-
-    def outputs(self) -> dict:
-        return {}
 
 
 def observe(ctx: Context) -> Observed:

@@ -8,8 +8,11 @@ exist, and neither the DB instance's create nor the NAT instance's waits for the
 goes first (a rule naming the NAT's group keeps that group from being deleted).
 
 A rule on the DB port from a source's group is awsprac's: `up` adds it while its setting asks for it,
-and removes it once it does not (a NAT mode switch, the setting turned off). Any other inbound rule is
-step rds's "added by hand" (reported, and removed only by `up --prune`, which keeps these).
+and removes it once it does not (a NAT mode switch, the setting turned off). A source whose whole part
+of the env goes when its setting is off (Source.removed_with: the app tier, step app-off) loses its rule
+in that step's order instead: the API's rule is revoked once the service that uses it is gone, not
+before. Any other inbound rule is step rds's "added by hand" (reported, and removed only by `up
+--prune`, which keeps these).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class Source:
     group: str  # the security group let in, by name
     description: str  # the rule's description
     setting: str  # what asks for it
+    # The step that takes the source's part of the env down once the setting is off (the group being
+    # this env's): it revokes this rule too, in its own order (the rule goes only when nothing uses it).
+    removed_with: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,12 +57,23 @@ def all_sources(cfg: EnvConfig) -> list[Source]:
     from awsprac.steps.app.common import names as app_names
 
     return [Source(nat.names(cfg).sg, "db tunnel", "database.tunnel"),
-            Source(app_names(cfg).backend, "the API's tasks", "app.enabled")]
+            Source(app_names(cfg).backend, "the API's tasks", "app.enabled", removed_with="app-off")]
+
+
+def _on(cfg: EnvConfig) -> dict[str, bool]:
+    return {"database.tunnel": bool(cfg.database.tunnel) and cfg.nat.mode == "instance", "app.enabled": bool(cfg.app.enabled)}
 
 
 def wanted(cfg: EnvConfig) -> list[Source]:
-    on = {"database.tunnel": bool(cfg.database.tunnel) and cfg.nat.mode == "instance", "app.enabled": bool(cfg.app.enabled)}
+    on = _on(cfg)
     return [s for s in all_sources(cfg) if on.get(s.setting)]
+
+
+def _taken(ctx: Context, have: Observed, source: Source) -> bool:
+    """The rule is left to the step named by source.removed_with: its setting is off and the source's
+    group (which that step deletes) is this env's."""
+    group = have.peers.get(source.group)
+    return bool(source.removed_with) and not _on(ctx.cfg).get(source.setting) and group is not None and ctx.owns(group)
 
 
 def db_group_name(cfg: EnvConfig) -> str:
@@ -157,12 +174,22 @@ def diff(ctx: Context, want: list[RuleSpec], have: Observed) -> list[Change]:
     wanted_groups = {spec.source.group for spec in want}
     sources = {s.group: s for s in all_sources(ctx.cfg)}
     for group, rule in sorted(have.rules.items()):
-        if group not in wanted_groups:
-            source = sources[group]
+        source = sources[group]
+        if group not in wanted_groups and not _taken(ctx, have, source):
             # The name says which group; the plan's line stays short enough for one row.
-            changes.append(Change(NAME, Action.DELETE, rule.kind, rule.name, have.db_sg.id, spec=(rule.id, rule.raw["Description"]),
-                                  note=f"tcp {ctx.cfg.database.port} ({source.description}): {source.setting} does not ask for it"))
+            changes.append(_revocation(ctx, have, group, NAME, f"tcp {ctx.cfg.database.port} ({source.description}): {source.setting} does not ask for it"))
     return changes
+
+
+def _revocation(ctx: Context, have: Observed, group: str, step: str, note: str) -> Change:
+    rule = have.rules[group]
+    return Change(step, Action.DELETE, rule.kind, rule.name, have.db_sg.id, spec=(rule.id, rule.raw["Description"]), note=note)
+
+
+def removed_with(ctx: Context, have: Observed, step: str) -> list[Change]:
+    """The revocations left to `step` (a Source's removed_with), as that step's changes; apply() carries them out."""
+    return [_revocation(ctx, have, s.group, step, f"tcp {ctx.cfg.database.port} from {s.group} ({s.description})")
+            for s in all_sources(ctx.cfg) if s.removed_with == step and s.group in have.rules and _taken(ctx, have, s)]
 
 
 # --- carrying it out ---
@@ -194,14 +221,15 @@ def apply(ctx: Context, change: Change) -> None:
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
     """Every managed rule there, first of all (a rule naming the NAT's group keeps that group from being
-    deleted), unless the DB and its group stay (step rds says why)."""
+    deleted), unless the DB and its group stay (step rds says why). A rule left to the step that removes
+    its source (Source.removed_with) is that step's."""
     from awsprac.steps import rds
 
     if have.db_sg is None or not ctx.owns(have.db_sg) or rds.db_stays(ctx):
         return []
-    return [Change(NAME, Action.DELETE, rule.kind, rule.name, have.db_sg.id, spec=(rule.id, rule.raw["Description"]),
-                   note=f"tcp {ctx.cfg.database.port} from {group}")
-            for group, rule in sorted(have.rules.items())]
+    sources = {s.group: s for s in all_sources(ctx.cfg)}
+    return [_revocation(ctx, have, group, NAME, f"tcp {ctx.cfg.database.port} from {group}")
+            for group in sorted(have.rules) if not _taken(ctx, have, sources[group])]
 
 
 def _revoke(ctx: Context, group_id: str, rule: tuple[str, str]) -> None:
