@@ -103,6 +103,9 @@ def test_off_plans_the_removal_up_applies_it_in_aws_order_and_the_next_up_writes
     assert all(c.note.endswith(OFF) for c in planned.changes if c.action is Action.DELETE)
     kept = planned.changes[-1]
     assert kept.note == "kept: logs are data; `awsprac destroy --env stg --force` removes them"
+    # status shows what still stands and is to go, not nothing
+    rows = runner.status(app_env(config=off), steps)
+    assert [(r.kind, r.name) for r in rows if r.sync == "to be removed"] == [(c.kind, c.name) for c in planned.changes if c.action is Action.DELETE]
 
     sent = Recorder()
     outcome = runner.apply(app_env(config=off, hooks=[sent.hook]), steps, planned, confirmed=True)
@@ -157,3 +160,20 @@ def test_a_converged_look_with_the_tier_off_reads_no_more_than_before_it_was_bui
     _, planned = look(make_ctx, calls)
     assert planned.changes == []
     assert Counter(calls.names) == CONVERGED_READS
+
+
+def test_doctor_says_a_tier_switched_off_still_stands_and_not_that_its_parts_are_orphans(app_env, cfg, capsys):
+    """Through `awsprac doctor --env stg` (in-process): envs/stg.toml has the tier off."""
+    import json
+
+    from conftest import ENVS, run_cli
+
+    push_image("abc1234")
+    build(app_env(config=configs(cfg)[0]), STEPS)
+    code, out, err = run_cli(capsys, "doctor", "--env", "stg", "--json", envs=ENVS)
+    found = {(f["check"], f["resource"]): f for f in json.loads(out)["findings"]}
+    assert code == 1
+    (standing,) = [f for (check, _), f in found.items() if check == "app tier"]
+    assert standing["resource"].startswith(f"security group {ALB} (sg-") and f", {BACKEND} (sg-" in standing["resource"]
+    assert standing["fix"].startswith("`awsprac up --env stg` removes it")
+    assert [key for key in found if key[0] == "orphans"] == []

@@ -184,7 +184,7 @@ def test_cli_exit_codes_and_json(mocked, capsys, tmp_path):
         return code, capsys.readouterr()
 
     code, out = run()
-    assert code == 0 and "healthy, 9 checks found nothing wrong" in out.out
+    assert code == 0 and "healthy, 10 checks found nothing wrong" in out.out
     vpc()
     vpc(owned=False, cidr="10.1.0.0/16")
     code, out = run("--json")
@@ -243,7 +243,7 @@ def test_sandbox_with_a_pinned_account_is_healthy(tmp_path):
     done = subprocess.run([exe, "doctor", "--env", "stg", "--sandbox", "--envs-dir", str(envs)], capture_output=True,
                           text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "account 210987654321" in done.stdout and "healthy, 9 checks found nothing wrong" in done.stdout
+    assert "account 210987654321" in done.stdout and "healthy, 10 checks found nothing wrong" in done.stdout
 
 
 def test_interfaces_aws_manages_for_a_resource_are_not_foreign_whatever_their_description(make_ctx):

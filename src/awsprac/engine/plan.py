@@ -82,7 +82,7 @@ class StatusRow:
     name: str
     id: str | None
     state: str
-    sync: str  # "in sync" | "drifted" | "missing" | "not owned" | "parked"
+    sync: str  # "in sync" | "drifted" | "missing" | "not owned" | "parked" | "to be removed"
     detail: str = ""
 
 

@@ -22,7 +22,7 @@ from awsprac.engine.layout import Column
 from awsprac.engine.plan import Action, Plan, StatusRow
 
 STYLES = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.ADOPT: "cyan", Action.DELETE: "red", Action.REPORT: "magenta"}
-SYNC_STYLES = {"in sync": "green", "drifted": "yellow", "missing": "red", "not owned": "magenta", "parked": "cyan"}
+SYNC_STYLES = {"in sync": "green", "drifted": "yellow", "missing": "red", "not owned": "magenta", "parked": "cyan", "to be removed": "red"}
 
 
 class Reporter:

@@ -292,6 +292,11 @@ def status(ctx: Context, steps: list[ModuleType]) -> list[StatusRow]:
             if not ctx.owns(f) and not mine:
                 sync = "not owned"
             rows.append(StatusRow(step.NAME, spec.kind, spec.name, f.id, states.get((f.kind, f.name), f.state) or "exists", sync, detail))
+        # What the env file no longer describes but still stands (a part switched off, another NAT
+        # mode's leftovers): `up` removes it, and status says so.
+        described = {(spec.kind, spec.name) for spec in step.desired(ctx.cfg)}
+        rows += [StatusRow(step.NAME, c.kind, c.name, c.id, "exists", "to be removed", c.note) for c in planned.changes
+                 if c.step == step.NAME and c.action is Action.DELETE and (c.kind, c.name) not in described]
     return rows
 
 

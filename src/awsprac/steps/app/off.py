@@ -109,3 +109,35 @@ def teardown(ctx: Context, have: Observed) -> list[Change]:
         return []  # the tier's own steps delete it
     tier = have if have.looked else _look(ctx)
     return [_off(c) for c in (*tier.standing, *loggroup.teardown(ctx, NAME, tier.logs, tags_read=True))]
+
+
+# --- doctor ---
+
+
+def doctor_names(cfg) -> dict[str, set[str]]:
+    """The tier's groups and roles, on or off: a tier switched off but standing is not orphaned (the check
+    below says what to do about it)."""
+    from awsprac.steps.app import iam, network
+
+    n = names(cfg)
+    return {network.KIND: {n.alb, n.backend}, iam.ROLE: {n.execution_role, n.backend}}
+
+
+def check_standing(scan) -> list:
+    """`[app] enabled = false` while this env's tier still stands (and bills): `up` removes it."""
+    from awsprac.engine.doctor import Finding
+
+    cfg = scan.cfg
+    if cfg.app.enabled or not scan.vpc_id:
+        return []
+    n = names(cfg)
+    groups = batched.security_groups(scan.ctx, scan.vpc_id, [n.backend, n.alb])
+    standing = [f"{name} ({group.id})" for name, group in sorted(groups.items()) if scan.ctx.owns(group)]
+    if not standing:
+        return []
+    return [Finding("app tier", f"security group {', '.join(standing)}",
+                    f"{OFF} in {cfg.path}, but the tier still stands (its load balancer and service bill while they do)",
+                    f"`awsprac up --env {cfg.env}` removes it (`awsprac plan --env {cfg.env}` shows what); to keep it, set [app] enabled = true")]
+
+
+doctor_checks = (check_standing,)
