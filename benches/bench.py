@@ -8,7 +8,8 @@ Starts a moto server on 127.0.0.1 behind a proxy that adds `--delay` seconds to 
   cold up       every call awsprac makes to build the env from nothing, and the wall time
   ratio         wall time of the AWS phase (first request to last answer) over the serial sum
                 of all calls' durations: how much runs in parallel (lower is better; target <= 0.35)
-  converged up  calls and writes of a second `up` that has nothing to do (target: <= 20 calls, 0 writes)
+  converged up  calls and writes of a second `up` that has nothing to do (target: <= 20 calls, 0 writes;
+                <= 28 with --app)
   --help        start-up of `awsprac --help` against `python -c "import boto3"` (target: under half)
 """
 
@@ -142,7 +143,7 @@ def main() -> None:
         ("cold up: wall time", f"{cold_wall:.2f} s", f"AWS phase {phase:.2f} s"),
         ("cold up: serial sum of calls", f"{serial:.2f} s", ""),
         ("cold up: AWS phase / serial sum", f"{phase / serial:.2f}", "target <= 0.35"),
-        ("converged up: calls", f"{len(warm)} ({sum(is_write(t.action) for t in warm)} writes)", "target <= 20 calls, 0 writes"),
+        ("converged up: calls", f"{len(warm)} ({sum(is_write(t.action) for t in warm)} writes)", f"target <= {28 if args.app else 20} calls, 0 writes"),
         ("converged up: wall time", f"{warm_wall:.2f} s", ""),
         ("awsprac --help", f"{help_time * 1000:.0f} ms", f"{help_time / boto_time:.2f} x import boto3 (target < 0.5)"),
         ("python -c 'import boto3'", f"{boto_time * 1000:.0f} ms", ""),
