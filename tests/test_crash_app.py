@@ -83,8 +83,8 @@ def test_clean_run_write_count_with_the_app(exe, app_on, server, proxy, clean_ap
     assert clean(exe, app_on, server, proxy, clean_app)["writes"] == WRITES_WITH_THE_APP, "update WRITES_WITH_THE_APP"
 
 
-# Every twentieth write and the last one: ~25 s each, the suite stays quick (CRASH_EVERY=5 tried every
-# fifth when the tier was written; CRASH_EVERY=1 tries them all).
+# Every twentieth write and the last one, so the suite stays quick (test_crash.py tries every third of
+# the writes without the tier); CRASH_EVERY=1 tries them all.
 CRASH_POINTS = sorted(set(range(2, WRITES_WITH_THE_APP + 1, int(os.environ.get("CRASH_EVERY", "20")))) | {WRITES_WITH_THE_APP})
 
 
