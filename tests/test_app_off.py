@@ -27,7 +27,7 @@ REMOVAL = [
     "DeleteListener", "DeleteTargetGroup", "DeleteLoadBalancer",  # then the front (waited until gone)
     "RevokeSecurityGroupIngress",  # the DB's rule from the backend: only once nothing runs that uses it
     "DeleteSecurityGroup", "DeleteSecurityGroup",  # backend, then ALB
-    "DeleteRole", "DeleteRole", "DeletePolicy",
+    "DeletePolicy", "DeleteRole", "DeleteRole",  # the roles last: what a removal stopped on the way is noticed by
 ]
 
 
@@ -95,9 +95,9 @@ def test_off_plans_the_removal_up_applies_it_in_aws_order_and_the_next_up_writes
         ("app-off", Action.DELETE, "security group rule", f"{DB_SG} from {BACKEND}"),
         ("app-off", Action.DELETE, "security group", BACKEND),
         ("app-off", Action.DELETE, "security group", ALB),
+        ("app-off", Action.DELETE, "IAM policy", POLICY),
         ("app-off", Action.DELETE, "IAM role", EXEC_ROLE),
         ("app-off", Action.DELETE, "IAM role", BACKEND),
-        ("app-off", Action.DELETE, "IAM policy", POLICY),
         ("app-off", Action.REPORT, "log group", LOGS),
     ]
     assert all(c.note.endswith(OFF) for c in planned.changes if c.action is Action.DELETE)
@@ -177,3 +177,32 @@ def test_doctor_says_a_tier_switched_off_still_stands_and_not_that_its_parts_are
     assert standing["resource"].startswith(f"security group {ALB} (sg-") and f", {BACKEND} (sg-" in standing["resource"]
     assert standing["fix"].startswith("`awsprac up --env stg` removes it")
     assert [key for key in found if key[0] == "orphans"] == []
+
+
+@pytest.mark.parametrize("stop_after", ["DeleteSecurityGroup", "DeletePolicy", "DeleteRole"])
+def test_a_removal_stopped_after_the_groups_went_is_finished_by_the_next_up(app_env, cfg, strict_aws, stop_after):
+    """A run stopped once the tier's groups are gone (right after the last of them, the policy, the first
+    role): the next `up` still notices what is left (the roles are in the account's IAM read every look
+    makes) and removes it."""
+    on, off = configs(cfg)
+    push_image("abc1234")
+    build(app_env(config=on), STEPS)
+    seen = []
+
+    def stopped(model, **kwargs):
+        if model.name == stop_after:
+            seen.append(model.name)
+            if model.name != "DeleteSecurityGroup" or len(seen) == 2:  # the tier's two groups: only they go here
+                raise RuntimeError(f"stopped right after {model.name}")
+
+    steps = runner.resolve(STEPS)
+    crashing = app_env(config=off, hooks=[("after-call.*.*", stopped)])
+    assert not runner.apply(crashing, steps, runner.plan(crashing, steps)).ok
+    assert group_id(BACKEND) is None and group_id(ALB) is None  # what the first look noticed the tier by is gone
+
+    again = app_env(config=off)
+    planned = runner.plan(again, steps)
+    assert planned.changes and {c.kind for c in planned.changes if c.action is Action.DELETE} <= {"IAM role", "IAM policy"}
+    assert runner.apply(again, steps, planned).ok
+    assert tier_left() == [] and strict_aws.refused == []
+    assert runner.plan(app_env(config=off), steps).changes == []

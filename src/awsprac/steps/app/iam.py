@@ -335,11 +335,14 @@ def _delete_policy(iam, arn: str) -> None:
 
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
-    """The roles, then the policy (the account's service-linked role stays: other envs' services use it)."""
-    changes: list[Change] = []
-    for _, role in have.roles:
-        changes += delete_change(NAME, role, ctx)
+    """The policy, then the roles. `destroy` goes by CHANGES_AFTER (the roles first, then the policy no
+    role holds); step app-off carries them out in this order (the policy detached first), so the roles go
+    last and a removal stopped on the way leaves what its next look notices the tier by. The account's
+    service-linked role stays: other envs' services use it."""
     policy = have.policy
     if policy is not None and policy.raw.get(INFERRED):
         policy = _read_policy(ctx, policy.name, policy.raw)  # whose it is decides the delete: read, not inferred
-    return changes + delete_change(NAME, policy, ctx)
+    changes = delete_change(NAME, policy, ctx)
+    for _, role in have.roles:
+        changes += delete_change(NAME, role, ctx)
+    return changes

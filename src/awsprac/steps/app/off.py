@@ -2,15 +2,17 @@
 module: `plan` lists each of its resources as a delete, `up` asks and removes them, `destroy` too.
 
 With the tier off, steps app-iam, app-network, app-alb and app describe nothing and look at nothing.
-This step notices a tier that still stands from a read every look makes anyway: the VPC's security
+This step notices a tier that still stands from reads every look makes anyway: the VPC's security
 groups (one batched read, shared with steps nat, rds and db-ingress) hold this env's backend and ALB
-groups. Only then is the rest of the tier looked at (by its own steps, as if it were on) and its
-teardown planned in the order AWS requires, each change carried out by the step that owns its kind:
+groups, the account's roles (one batched IAM read) its two roles. Only then is the rest of the tier
+looked at (by its own steps, as if it were on) and its teardown planned in the order AWS requires, each
+change carried out by the step that owns its kind:
 
     service scaled to 0, deleted, waited inactive -> task definitions -> cluster -> listener ->
     target group -> load balancer (waited until gone) -> the DB group's rule from the backend group
     (step db-ingress leaves it to this step: the API keeps its database until the service is gone) ->
-    security groups, backend then ALB (retried while interfaces linger) -> roles -> policy.
+    security groups, backend then ALB (retried while interfaces linger) -> policy -> roles (last: what a
+    removal stopped on the way is noticed by).
 
 The log group is kept (logs are data): the plan says so, and `awsprac destroy --env ENV --force`
 removes it. `destroy` with the tier off looks at the whole tier whatever the groups say (a removal
@@ -27,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from awsprac.engine import batched
+from awsprac.engine import batched, tags
 from awsprac.engine.context import Context
 from awsprac.engine.dag import concurrently
 from awsprac.engine.lookup import Found
@@ -56,11 +58,21 @@ class Observed(RemovesOnly):
 def observe(ctx: Context) -> Observed:
     if ctx.cfg.app.enabled:
         return Observed()
-    n = names(ctx.cfg)
-    groups = batched.security_groups(ctx, ctx.observed["vpc"].id, [n.backend, n.alb])  # read already: no extra read
-    if not any(ctx.owns(group) for group in groups.values()):
+    if not _stands(ctx):
         return Observed()
     return _look(ctx)
+
+
+def _stands(ctx: Context) -> bool:
+    """This env's tier groups in the VPC, or its roles in the account: both come from reads every look makes
+    anyway. The roles go last on removal (then the groups are gone already): a removal stopped on the way is
+    still noticed."""
+    n = names(ctx.cfg)
+    groups = batched.security_groups(ctx, ctx.observed["vpc"].id, [n.backend, n.alb])
+    if any(ctx.owns(group) for group in groups.values()):
+        return True
+    roles = [batched.iam_role(ctx, name) for name in (n.execution_role, n.backend) if name in batched.iam_roles(ctx)]
+    return any(role is not None and tags.is_owned(tags.as_dict(role.get("Tags")), ctx.cfg.project, ctx.cfg.env) for role in roles)
 
 
 def _look(ctx: Context) -> Observed:
