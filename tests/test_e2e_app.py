@@ -21,11 +21,12 @@ def client(server, service):
     return boto3.client(service, region_name="ap-northeast-1", endpoint_url=server.endpoint)
 
 
-def enable_app(awsprac) -> None:
+def enable_app(awsprac, on: bool = True) -> None:
     path = awsprac.cwd / "envs" / "stg.toml"
     text = path.read_text()
     head, app = text.split("[app]\n", 1)
-    path.write_text(head + "[app]\n" + app.replace("enabled = false", "enabled = true", 1))
+    before, after = ("enabled = false", "enabled = true") if on else ("enabled = true", "enabled = false")
+    path.write_text(head + "[app]\n" + app.replace(before, after, 1))
 
 
 def push_image(server, tag: str) -> None:
@@ -108,3 +109,28 @@ def test_a_recorded_tag_missing_from_the_repository_exits_1_naming_it_and_change
     assert result.returncode == 1
     assert "'nothere'" in result.stderr and "Traceback" not in result.stderr
     assert [a for a in actions if is_write(a)] == []
+
+
+def test_switched_off_the_tier_shows_as_to_be_removed_and_up_removes_it_keeping_its_logs(awsprac, server):
+    enable_app(awsprac)
+    client(server, "ecr").create_repository(repositoryName="aws-practice-stg", imageTagMutability="IMMUTABLE", tags=[
+        {"Key": "Name", "Value": "aws-practice-stg"}, {"Key": "awsprac:project", "Value": "aws-practice"}, {"Key": "awsprac:env", "Value": "stg"}])
+    push_image(server, "abc1234")  # what `awsprac image release --record-tag` leaves
+    built = awsprac("up", "--env", "stg", "--yes")
+    assert built.returncode == 0, built.stderr
+    enable_app(awsprac, on=False)
+
+    rows = json.loads(awsprac("status", "--env", "stg", "--json").stdout)["resources"]
+    assert {(r["kind"], r["name"]) for r in rows if r["sync"] == "to be removed"} >= {("ECS service", BACKEND), ("load balancer", ALB)}
+    planned = awsprac("plan", "--env", "stg")
+    assert "[app] enabled = false" in planned.stdout and "logs are data" in planned.stdout
+    removed = awsprac("up", "--env", "stg", "--yes")
+    assert removed.returncode == 0, removed.stderr
+    assert owned_app(server) == [f"/ecs/{BACKEND}"]
+
+    server.start_recording()
+    again = awsprac("up", "--env", "stg", "--yes")
+    assert again.returncode == 0 and "no changes, everything is in sync." in again.stdout
+    assert [a for a in server.recorded_actions() if is_write(a)] == []
+    assert awsprac("destroy", "--env", "stg", "--yes", "--force").returncode == 0
+    assert owned_app(server) == []
