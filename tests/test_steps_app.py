@@ -251,6 +251,7 @@ def test_hand_made_resources_are_adopted_not_duplicated(app_env):
     assert len(client("ecs").list_clusters()["clusterArns"]) == 1
     assert len(client("elbv2").describe_target_groups()["TargetGroups"]) == 1
     assert tags.as_dict(group(ALB)["Tags"]) == {"Name": ALB, **OWNED}
+    assert client("logs").list_tags_log_group(logGroupName=LOGS)["tags"] == {"Name": LOGS, **OWNED}
 
 
 def test_https_with_a_certificate_replaces_the_http_listener_and_port(app_env, cfg):

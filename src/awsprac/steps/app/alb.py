@@ -19,7 +19,7 @@ from awsprac.engine.context import Context
 from awsprac.engine.dag import concurrently
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import applying, delete_change, gone_is_fine, update
+from awsprac.engine.reconcile import add_missing_tags, applying, delete_change, gone_is_fine, update
 from awsprac.steps.app.common import listener_port, names
 
 NAME = "app-alb"
@@ -280,9 +280,7 @@ def apply(ctx: Context, change: Change) -> None:
 
 
 def _retag(ctx: Context, found: Found) -> None:
-    add = tags.missing(found.tags, ctx.tags(found.name))
-    if add:
-        client(ctx).add_tags(ResourceArns=[found.id], Tags=tags.as_list(add))
+    add_missing_tags(ctx, found.tags, found.name, lambda tag_list: client(ctx).add_tags(ResourceArns=[found.id], Tags=tag_list))
 
 
 def _apply_lb(ctx: Context, change: Change) -> None:

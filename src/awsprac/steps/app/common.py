@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awsprac.engine import tags
 from awsprac.config import EnvConfig
-from awsprac.engine.lookup import Found
 
 CONTAINER = "api"  # the container's name in the task definition, and the target of the load balancer
 
@@ -57,11 +55,3 @@ def ecs_tags(wanted: dict[str, str]) -> list[dict[str, str]]:
 
 def from_ecs_tags(tag_list: list[dict] | None) -> dict[str, str]:
     return {t["key"]: t["value"] for t in tag_list or []}
-
-
-def found(kind: str, name: str, id: str, state: str, tag_dict: dict[str, str], raw: dict) -> Found:
-    return Found(kind, name, id, state, tag_dict, raw)
-
-
-def missing_tags(ctx, found_: Found) -> dict[str, str]:
-    return tags.missing(found_.tags, ctx.tags(found_.name))

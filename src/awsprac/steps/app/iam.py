@@ -18,9 +18,9 @@ from awsprac.config import EnvConfig
 from awsprac.engine.context import Context
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import applying, delete_change, eventually, gone_is_fine, update
+from awsprac.engine.reconcile import add_missing_tags, applying, delete_change, eventually, gone_is_fine, update
 from awsprac.steps.app.common import names
-from awsprac.steps.nat.iam import _delete_role, _retag
+from awsprac.engine.iamrole import delete_role
 
 NAME = "app-iam"
 REQUIRES: tuple[str, ...] = ()
@@ -240,7 +240,7 @@ def apply(ctx: Context, change: Change) -> None:
             if change.kind == POLICY:
                 _delete_policy(iam, change.id)
             else:
-                _delete_role(iam, change.name)
+                delete_role(iam, change.name)
         elif change.kind == SLR:
             ensure_service_linked_role(ctx)
         elif change.kind == POLICY:
@@ -281,9 +281,11 @@ def _ensure_policy(ctx: Context, iam, change: Change) -> None:
 
 
 def _tag_policy(ctx: Context, iam, arn: str, name: str, have: dict) -> None:
-    add = tags.missing(have, ctx.tags(name))
-    if add:
-        iam.tag_policy(PolicyArn=arn, Tags=tags.as_list(add))
+    add_missing_tags(ctx, have, name, lambda tag_list: iam.tag_policy(PolicyArn=arn, Tags=tag_list))
+
+
+def _tag_role(ctx: Context, iam, name: str, have: dict) -> None:
+    add_missing_tags(ctx, have, name, lambda tag_list: iam.tag_role(RoleName=name, Tags=tag_list))
 
 
 def _new_version(iam, arn: str, document: str) -> None:
@@ -306,9 +308,9 @@ def _ensure_role(ctx: Context, iam, change: Change) -> None:
         except Exception as exc:
             if error_code(exc) != "EntityAlreadyExists":
                 raise
-            _retag(ctx, iam, ROLE, spec.name, tags.as_dict(iam.get_role(RoleName=spec.name)["Role"].get("Tags")))
+            _tag_role(ctx, iam, spec.name, tags.as_dict(iam.get_role(RoleName=spec.name)["Role"].get("Tags")))
     else:
-        _retag(ctx, iam, ROLE, spec.name, role.tags)
+        _tag_role(ctx, iam, spec.name, role.tags)
         if any(f.field == "trusted entity" for f in change.fields):
             iam.update_assume_role_policy(RoleName=spec.name, PolicyDocument=json.dumps(trust_document()))
         attached = [p["PolicyArn"] for p in role.raw.get("AttachedManagedPolicies", [])]

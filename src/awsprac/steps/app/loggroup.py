@@ -12,7 +12,7 @@ from awsprac.engine.aws import error_code, is_not_found
 from awsprac.engine.context import Context
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import delete_change, gone_is_fine, update
+from awsprac.engine.reconcile import add_missing_tags, delete_change, gone_is_fine, update
 from awsprac.steps.app import taskdef
 from awsprac.steps.app.common import from_ecs_tags
 
@@ -75,9 +75,7 @@ def apply(ctx: Context, change: Change, group: Found | None) -> None:
             if error_code(exc) != "ResourceAlreadyExistsException":
                 raise
     else:
-        add = tags.missing(group.tags, ctx.tags(change.name))
-        if add:
-            logs.tag_log_group(logGroupName=change.name, tags=add)
+        add_missing_tags(ctx, group.tags, change.name, lambda tag_list: logs.tag_log_group(logGroupName=change.name, tags=tags.as_dict(tag_list)))
     logs.put_retention_policy(logGroupName=change.name, retentionInDays=days)
 
 

@@ -23,7 +23,7 @@ from awsprac.engine.dag import concurrently
 from awsprac.engine.errors import AwspracError
 from awsprac.engine.lookup import Found
 from awsprac.engine.plan import Action, Change, FieldDiff
-from awsprac.engine.reconcile import applying, delete_change, gone_is_fine, update
+from awsprac.engine.reconcile import add_missing_tags, applying, delete_change, gone_is_fine, update
 from awsprac.steps.app import loggroup, rollout, taskdef
 from awsprac.steps.app.common import CONTAINER, ecs_tags, from_ecs_tags, names
 
@@ -312,9 +312,7 @@ def until_role_is_usable(ctx: Context, call, what: str, **kwargs):
 
 
 def _retag_ecs(ctx: Context, found: Found) -> None:
-    add = tags.missing(found.tags, ctx.tags(found.name))
-    if add:
-        ecs(ctx).tag_resource(resourceArn=found.id, tags=ecs_tags(add))
+    add_missing_tags(ctx, found.tags, found.name, lambda tag_list: ecs(ctx).tag_resource(resourceArn=found.id, tags=ecs_tags(tags.as_dict(tag_list))))
 
 
 def _apply_cluster(ctx: Context, change: Change) -> None:

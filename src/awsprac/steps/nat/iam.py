@@ -15,6 +15,7 @@ from awsprac.engine import batched, lookup, tags
 from awsprac.engine.aws import error_code, is_not_found, translate
 from awsprac.config import EnvConfig
 from awsprac.engine.context import Context
+from awsprac.engine.iamrole import delete_role
 from awsprac.engine.plan import Action, Change, FieldDiff
 from awsprac.engine.reconcile import add_missing_tags, applying, eventually, gone_is_fine, tag_fields
 
@@ -174,7 +175,7 @@ def apply(ctx: Context, change: Change) -> None:
     iam = ctx.aws.client("iam")
     with applying(change):
         if change.action is Action.DELETE:
-            (_delete_profile if change.kind == PROFILE else _delete_role)(iam, change.name)
+            (_delete_profile if change.kind == PROFILE else delete_role)(iam, change.name)
         elif change.kind == ROLE:
             _ensure_role(ctx, iam, change)
         else:
@@ -247,25 +248,6 @@ def _delete_profile(iam, name: str) -> None:
     for role in profile.get("Roles", []):
         gone_is_fine(iam.remove_role_from_instance_profile, InstanceProfileName=name, RoleName=role["RoleName"])
     gone_is_fine(iam.delete_instance_profile, InstanceProfileName=name)
-
-
-def _delete_role(iam, name: str) -> None:
-    """A role goes only once nothing holds it: profiles, managed and inline policies first."""
-    try:
-        profiles = [p["InstanceProfileName"] for page in iam.get_paginator("list_instance_profiles_for_role").paginate(RoleName=name) for p in page["InstanceProfiles"]]
-        attached = [p["PolicyArn"] for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name) for p in page["AttachedPolicies"]]
-        inline = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=name) for n in page["PolicyNames"]]
-    except Exception as exc:
-        if is_not_found(exc):
-            return
-        raise
-    for profile in profiles:
-        gone_is_fine(iam.remove_role_from_instance_profile, InstanceProfileName=profile, RoleName=name)
-    for arn in attached:
-        gone_is_fine(iam.detach_role_policy, RoleName=name, PolicyArn=arn)
-    for policy in inline:
-        gone_is_fine(iam.delete_role_policy, RoleName=name, PolicyName=policy)
-    gone_is_fine(iam.delete_role, RoleName=name)
 
 
 def teardown(ctx: Context, have: Observed) -> list[Change]:
