@@ -69,6 +69,16 @@ def run_cli(capsys, *args, stdin: str | None = None, monkeypatch=None, envs: Pat
     return exit.value.code or 0, out, err
 
 
+def stub_commands(folder: Path, scripts: dict[str, str]) -> Path:
+    """Executables named after commands (name -> script), in `folder`/bin: put it first on PATH."""
+    stubs = folder / "bin"
+    stubs.mkdir()
+    for name, body in scripts.items():
+        (stubs / name).write_text(body)
+        (stubs / name).chmod(0o755)
+    return stubs
+
+
 def build(ctx, names=None):
     """Plan and apply the named steps (all when None) on `ctx`; every step must succeed. Returns the plan."""
     from awsprac.engine import runner

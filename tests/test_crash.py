@@ -120,11 +120,14 @@ def clean_inventory():
     return {}
 
 
-def clean(exe, awsprac, server, proxy, cache):
+def clean(exe, awsprac, server, proxy, cache, inventory_of=inventory, before=lambda server: None):
+    """A clean run's inventory and write count, made once per test process (`before`: what the env needs
+    first, e.g. an image released)."""
     if "inventory" not in cache:
+        before(server)
         code, out, err = run_up(exe, awsprac.cwd, proxy.endpoint)
         assert code == 0, err
-        cache["inventory"] = inventory(server.endpoint)
+        cache["inventory"] = inventory_of(server.endpoint)
         cache["writes"] = proxy.writes
         server.reset()
         proxy.reset_counts()

@@ -9,7 +9,8 @@ import os
 import boto3
 import pytest
 
-from test_crash import exe, inventory, killed_then_rerun, proxy, run_up  # noqa: F401  (fixtures and helpers)
+import test_crash
+from test_crash import exe, inventory, killed_then_rerun, proxy  # noqa: F401  (fixtures and helpers)
 from test_e2e_app import enable_app, push_image
 
 pytestmark = pytest.mark.e2e
@@ -62,15 +63,7 @@ def clean_app():
 
 
 def clean(exe, awsprac, server, proxy, cache):  # noqa: F811
-    if "inventory" not in cache:
-        release(server)
-        code, out, err = run_up(exe, awsprac.cwd, proxy.endpoint)
-        assert code == 0, err
-        cache["inventory"] = app_inventory(server.endpoint)
-        cache["writes"] = proxy.writes
-        server.reset()
-        proxy.reset_counts()
-    return cache
+    return test_crash.clean(exe, awsprac, server, proxy, cache, inventory_of=app_inventory, before=release)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from awsprac.engine import runner
 from awsprac.steps.nat import userdata
 
-from conftest import aws_error, build
+from conftest import aws_error, build, stub_commands
 from test_steps_nat import STEPS, answer, the_instance
 
 # Every command the script needs from the system, stubbed; `rpm -q` says whether iptables-services is there.
@@ -29,11 +29,7 @@ STUBS = {
 
 def console_after_boot(cfg, tmp_path, installed: bool) -> str:
     """What the real user data leaves on the console, run with iptables-services there or impossible to install."""
-    stubs = tmp_path / "bin"
-    stubs.mkdir()
-    for name, body in STUBS.items():
-        (stubs / name).write_text(body)
-        (stubs / name).chmod(0o755)
+    stubs = stub_commands(tmp_path, STUBS)
     script = tmp_path / "user-data.sh"
     script.write_text(userdata.render(cfg))
     console = tmp_path / "console"

@@ -19,7 +19,7 @@ import pytest
 
 from awsprac.steps.nat import userdata as nat_userdata
 
-from conftest import missing_capability, readline_within
+from conftest import missing_capability, readline_within, stub_commands
 
 
 @pytest.fixture
@@ -178,11 +178,7 @@ def lab():
 
 
 def test_the_script_makes_a_working_nat_and_is_safe_to_run_again(lab, script, tmp_path):
-    stubs = tmp_path / "bin"
-    stubs.mkdir()
-    for name, body in STUBS.items():
-        (stubs / name).write_text(body)
-        (stubs / name).chmod(0o755)
+    stubs = stub_commands(tmp_path, STUBS)
     path = tmp_path / "user-data.sh"
     path.write_text(script)
     env = {
@@ -263,11 +259,7 @@ def run_nat_verify_script(lab, tmp_path, env) -> list:
 
 
 def test_nat_verify_judges_what_its_script_really_prints_before_and_after_the_user_data(lab, script, tmp_path):
-    stubs = tmp_path / "bin"
-    stubs.mkdir()
-    for name, body in {**STUBS, **VERIFY_STUBS}.items():
-        (stubs / name).write_text(body)
-        (stubs / name).chmod(0o755)
+    stubs = stub_commands(tmp_path, {**STUBS, **VERIFY_STUBS})
     (tmp_path / "user-data.sh").write_text(script)
     env = {
         "PATH": f"{stubs}:{os.environ['PATH']}", "STUB_DIR": str(tmp_path),

@@ -677,14 +677,19 @@ def test_security_group_delete_waits_while_the_instance_interface_lingers(ctx, m
     assert fault.failed == 2 and fault.passed == 1
 
 
-def test_the_baked_ami_is_kept_unless_asked(ctx, make_ctx):
-    up(ctx)
-    client = ec2()
-    image_id = client.create_image(
+def baked_image() -> tuple[str, str]:
+    """What `awsprac nat bake-ami` leaves: the image of the NAT instance, tagged for the env, and its snapshot."""
+    image_id = ec2().create_image(
         InstanceId=the_instance()["InstanceId"], Name="aws-practice-nat-instance",
         TagSpecifications=[{"ResourceType": "image", "Tags": tags.as_list({"Name": "aws-practice-nat-instance", **OWNED})}],
     )["ImageId"]
-    snapshot = client.describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    return image_id, ec2().describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+
+
+def test_the_baked_ami_is_kept_unless_asked(ctx, make_ctx):
+    up(ctx)
+    client = ec2()
+    image_id, snapshot = baked_image()
     steps = runner.resolve(STEPS)
     kept = [c for c in runner.teardown_plan(make_ctx(), steps).changes if c.kind == "AMI"]
     assert [(c.action, c.id) for c in kept] == [(Action.REPORT, image_id)] and "--include-ami" in kept[0].note
@@ -717,11 +722,7 @@ def test_destroy_include_ami_under_strict_aws_removes_the_image_and_its_snapshot
     the snapshots go with the image (DeleteAssociatedSnapshots)."""
     up(ctx)
     client = ec2()
-    image_id = client.create_image(
-        InstanceId=the_instance()["InstanceId"], Name="aws-practice-nat-instance",
-        TagSpecifications=[{"ResourceType": "image", "Tags": tags.as_list({"Name": "aws-practice-nat-instance", **OWNED})}],
-    )["ImageId"]
-    snapshot = client.describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    image_id, snapshot = baked_image()
     ctx2 = make_ctx(include_ami=True)
     steps = runner.resolve(STEPS)
     outcome = runner.destroy(ctx2, steps, runner.teardown_plan(ctx2, steps))
