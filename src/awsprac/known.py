@@ -34,10 +34,7 @@ def regions() -> frozenset[str]:
     (botocore; read from disk, no request): a new region arrives with an SDK upgrade, no list kept here."""
     global _REGIONS
     if _REGIONS is None:
-        import botocore.session
-
-        session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-        session.register_component("data_loader", sdk_data())
+        session = sdk_session()
         _REGIONS = frozenset(
             region for partition in session.get_available_partitions()
             for region in session.get_available_regions("ec2", partition_name=partition)
@@ -49,16 +46,21 @@ _REGIONS: frozenset[str] | None = None
 _LOADER = None
 
 
-def sdk_data():
-    """botocore's data loader, one per process: the region list and every client share what it read
-    from disk (the endpoint data, EC2's megabytes of model) instead of reading it again."""
+def sdk_session():
+    """A new botocore session that reads no profile by itself (whoever uses it names one), sharing one
+    data loader per process: the region list and every client share what it read from disk (the
+    endpoint data, EC2's megabytes of model) instead of reading it again."""
     global _LOADER
-    if _LOADER is None:
-        import botocore.session
+    import botocore.session
 
-        # As a session makes it (honouring AWS_DATA_PATH), no profile read: none is chosen yet.
-        _LOADER = botocore.session.Session(session_vars={"profile": (None, None, None, None)}).get_component("data_loader")
-    return _LOADER
+    # A profile read from AWS_PROFILE that does not exist yet (`awsprac profile import` with direnv's
+    # AWS_PROFILE) would break even loading the service models, before awsprac can say what is wrong.
+    session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    if _LOADER is None:
+        _LOADER = session.get_component("data_loader")  # as a session makes it: AWS_DATA_PATH honoured
+    else:
+        session.register_component("data_loader", _LOADER)
+    return session
 
 
 def region_problem(region: str) -> str | None:

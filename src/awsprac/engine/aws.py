@@ -81,16 +81,11 @@ CLIENT_CONFIG = botocore.config.Config(
 
 
 def _botocore_session() -> botocore.session.Session:
-    """A new session sharing one data loader (known.sdk_data): service models (EC2's is megabytes of
-    JSON) and the endpoint data load once per process."""
-    from awsprac.known import sdk_data
+    """A new session sharing the process's one data loader (known.sdk_session); the profile is chosen by
+    resolve_profile and passed explicitly, botocore does not read AWS_PROFILE itself."""
+    from awsprac.known import sdk_session
 
-    # The profile is chosen by resolve_profile and passed explicitly; botocore must not read AWS_PROFILE
-    # itself: a profile that does not exist yet (`awsprac profile import` with direnv's AWS_PROFILE) would
-    # break even loading the service models, before awsprac can say what is wrong.
-    session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    session.register_component("data_loader", sdk_data())
-    return session
+    return sdk_session()
 
 
 def resolve_profile(cli_profile: str | None, env_profile: str) -> tuple[str | None, str]:

@@ -148,7 +148,7 @@ def observe(ctx: Context) -> Observed:
         group_tags = ctx.tags(group_spec.name)
         raw = {"Arn": arn, "Name": group_spec.name, "State": "ACTIVE", INFERRED: True}
     else:
-        raw, group_tags = _observe_group(ctx, group_spec, items)
+        raw, group_tags = _observe_group(ctx, group_spec, items, arn)
         if raw is None:
             return Observed(role, inline, attached, None, {})
     group = Found(group_spec.kind, group_spec.name, group_spec.name, raw.get("State", "ACTIVE"), group_tags, raw)
@@ -189,12 +189,11 @@ def _read_schedules(ctx: Context, group_spec, schedule_specs) -> list:
         )
 
 
-def _observe_group(ctx: Context, group_spec, items: list) -> tuple:
+def _observe_group(ctx: Context, group_spec, items: list, arn: str | None) -> tuple:
     """(the group as described, its tags), or (None, None) when there is none. A schedule found means its
     group exists and is active; only when one is missing is the group itself asked for (it may be
     missing, or deleting)."""
     scheduler = ctx.aws.client("scheduler")
-    arn = ctx.arn("scheduler", f"schedule-group/{group_spec.name}")
     with translate("looking up", f"schedule group {group_spec.name}"):
         if arn is not None and all(item is not None for item in items):
             # Both schedules answered: the group is there. Were it being deleted, with its schedules
